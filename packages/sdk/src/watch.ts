@@ -1,0 +1,218 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { EventEmitter } from 'eventemitter3';
+import { ErrorCode, PhaseError } from './errors.js';
+import type { ChangeSet, Logger, Secret } from './types.js';
+
+/** Options of {@link PhaseClient.watch}. */
+export interface WatchOptions {
+  /**
+   * How often to probe for changes.
+   * @unit milliseconds
+   * @default 30000
+   */
+  intervalMs?: number;
+  /** Stops the watch. */
+  signal?: AbortSignal;
+  /**
+   * Spread of each wait, as a fraction of the interval, so a fleet of pods does not poll in step.
+   * @default 0.1
+   */
+  jitter?: number;
+  /**
+   * After this long without a successful probe, `stale` is emitted.
+   * @unit milliseconds
+   * @default 3 × intervalMs
+   */
+  staleAfterMs?: number;
+}
+
+/** One state of the watched secrets, with what changed since the previous one delivered. */
+export interface WatchSnapshot {
+  readonly secrets: readonly Secret[];
+  readonly changes: ChangeSet;
+}
+
+/** Events of a {@link SecretsWatch}. Payloads carry key names and error codes, never values. */
+export interface WatchEvents {
+  /** The secrets changed; names only. Not emitted for the first read. */
+  change: [changes: ChangeSet];
+  /** A probe or fetch failed; the watch keeps the last good secrets and retries. */
+  error: [error: PhaseError];
+  /** No successful probe for `staleAfterMs`. */
+  stale: [info: { lastSuccessAt: Date | undefined }];
+  /** A probe succeeded again after `stale`. */
+  recovered: [];
+}
+
+/** What a watch needs from the client. */
+export interface WatchSource {
+  read(signal: AbortSignal): Promise<{ secrets: Secret[]; dependencies: Set<string> }>;
+  probe(signal: AbortSignal): Promise<Map<string, string>>;
+}
+
+const EMPTY: ChangeSet = { added: [], removed: [], changed: [] };
+
+/** Names of keys added, removed and changed between two sets of secrets. */
+export function diffSecrets(before: readonly Secret[] | undefined, after: readonly Secret[]): ChangeSet {
+  const id = (s: Secret) => `${s.path}\0${s.key}`;
+  const old = new Map((before ?? []).map((s) => [id(s), s]));
+  const now = new Map(after.map((s) => [id(s), s]));
+  const added = new Set<string>();
+  const removed = new Set<string>();
+  const changed = new Set<string>();
+  for (const [k, s] of now) {
+    const prev = old.get(k);
+    if (!prev) added.add(s.key);
+    else if (prev.value !== s.value) changed.add(s.key);
+  }
+  for (const [k, s] of old) if (!now.has(k)) removed.add(s.key);
+  return { added: [...added], removed: [...removed], changed: [...changed] };
+}
+
+export function isEmptyChange(c: ChangeSet): boolean {
+  return c.added.length === 0 && c.removed.length === 0 && c.changed.length === 0;
+}
+
+/**
+ * A running watch: an async iterable of snapshots (the current one first, then one per change; a slow
+ * consumer gets the newest state with the changes merged) and an event emitter. Stops on `close()` or
+ * when the signal aborts.
+ */
+export class SecretsWatch extends EventEmitter<WatchEvents> implements AsyncIterable<WatchSnapshot> {
+  readonly #source: WatchSource;
+  readonly #logger: Logger;
+  readonly #interval: number;
+  readonly #jitter: number;
+  readonly #staleAfter: number;
+  readonly #controller = new AbortController();
+  #current: readonly Secret[] | undefined;
+  #generation = 0;
+  #waiters: (() => void)[] = [];
+  #lastSuccess: Date | undefined;
+  #stale = false;
+  readonly #done: Promise<void>;
+
+  constructor(source: WatchSource, options: WatchOptions, logger: Logger) {
+    super();
+    this.#source = source;
+    this.#logger = logger;
+    this.#interval = options.intervalMs ?? 30_000;
+    if (!Number.isFinite(this.#interval) || this.#interval < 10) {
+      throw new PhaseError(ErrorCode.CONFIG, 'watch option intervalMs must be a number >= 10');
+    }
+    this.#jitter = Math.min(Math.max(options.jitter ?? 0.1, 0), 0.5);
+    this.#staleAfter = options.staleAfterMs ?? 3 * this.#interval;
+    if (options.signal) {
+      if (options.signal.aborted) this.#controller.abort();
+      else options.signal.addEventListener('abort', () => this.close(), { once: true });
+    }
+    this.#done = this.#loop();
+  }
+
+  /** The newest secrets, once the first read succeeded. */
+  get current(): readonly Secret[] | undefined {
+    return this.#current;
+  }
+
+  /** True while no probe has succeeded for `staleAfterMs`. */
+  get stale(): boolean {
+    return this.#stale;
+  }
+
+  /** Stops polling; iterators end. Resolves when the loop has exited. */
+  async close(): Promise<void> {
+    this.#controller.abort();
+    this.#wake();
+    await this.#done;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<WatchSnapshot> {
+    let seen = 0;
+    let delivered: readonly Secret[] | undefined;
+    const signal = this.#controller.signal;
+    while (!signal.aborted) {
+      if (this.#generation > seen && this.#current) {
+        seen = this.#generation;
+        const changes = delivered === undefined ? EMPTY : diffSecrets(delivered, this.#current);
+        delivered = this.#current;
+        yield { secrets: delivered, changes };
+        continue;
+      }
+      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    }
+  }
+
+  #wake(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+  }
+
+  #publish(secrets: readonly Secret[]): void {
+    this.#current = secrets;
+    this.#generation++;
+    this.#wake();
+  }
+
+  async #loop(): Promise<void> {
+    const signal = this.#controller.signal;
+    let stamps: Map<string, string> | undefined;
+    let failures = 0;
+    while (!signal.aborted) {
+      let delay: number;
+      try {
+        const probed = await this.#source.probe(signal);
+        const changed = stamps === undefined || [...stamps].some(([env, at]) => probed.get(env) !== at);
+        if (changed) {
+          const { secrets, dependencies } = await this.#source.read(signal);
+          const changes = diffSecrets(this.#current, secrets);
+          const first = this.#current === undefined;
+          // Record the stamps seen before the read: a write racing the read shows up at the next probe.
+          stamps = new Map([...dependencies].map((env) => [env, probed.get(env) ?? '']));
+          if (first || !isEmptyChange(changes)) {
+            this.#publish(secrets);
+            if (!first) {
+              this.#logger.debug({ ...counts(changes) }, 'secrets changed');
+              this.emit('change', changes);
+            }
+          } else {
+            this.#current = secrets;
+          }
+        }
+        failures = 0;
+        this.#lastSuccess = new Date();
+        if (this.#stale) {
+          this.#stale = false;
+          this.emit('recovered');
+        }
+        delay = this.#interval * (1 - this.#jitter + 2 * this.#jitter * Math.random());
+      } catch (error) {
+        if (signal.aborted) break;
+        const err =
+          error instanceof PhaseError
+            ? error
+            : new PhaseError(ErrorCode.NETWORK, 'watch failed unexpectedly', { cause: error });
+        failures++;
+        this.emit('error', err);
+        const since = this.#lastSuccess?.getTime() ?? 0;
+        if (!this.#stale && Date.now() - since >= this.#staleAfter && this.#lastSuccess !== undefined) {
+          this.#stale = true;
+          this.emit('stale', { lastSuccessAt: this.#lastSuccess });
+        }
+        // Back off quickly from short blips, never beyond the interval unless Phase asks for longer.
+        const backoff = Math.min(this.#interval, 250 * 2 ** Math.min(failures, 10));
+        delay = Math.max(err.retryAfterMs ?? 0, backoff) * (1 + this.#jitter * Math.random());
+      }
+      try {
+        await sleep(delay, undefined, { signal });
+      } catch {
+        break;
+      }
+    }
+    this.#wake();
+  }
+}
+
+function counts(c: ChangeSet): { added: number; removed: number; changed: number } {
+  return { added: c.added.length, removed: c.removed.length, changed: c.changed.length };
+}

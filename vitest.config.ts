@@ -1,0 +1,17 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  resolve: {
+    // Tests import workspace packages from source (see each package's exports map).
+    conditions: ['@phasekit/source'],
+  },
+  ssr: { resolve: { conditions: ['@phasekit/source'] } },
+  test: {
+    include: ['packages/*/src/**/*.test.ts', 'packages/*/test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    pool: 'forks',
+    // Flaky tests hide real bugs: never retry.
+    retry: 0,
+  },
+});
