@@ -1,0 +1,174 @@
+import { startEmulator, type Emulator, type EmulatorState } from '@phasekit/emulator';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { PhaseClient, type PhaseError } from '../src/index.js';
+
+// Every fault ends in its documented code, within the configured deadline, with no unhandled rejection.
+
+const seed = {
+  apps: [{ name: 'shop', environments: [{ name: 'Production', secrets: [{ key: 'A', value: 'alpha' }] }] }],
+};
+
+let emulator: Emulator;
+const clients: PhaseClient[] = [];
+const unhandled: unknown[] = [];
+const onUnhandled = (reason: unknown) => unhandled.push(reason);
+
+function client(url = emulator.url, options: Partial<ConstructorParameters<typeof PhaseClient>[0]> = {}) {
+  const c = new PhaseClient({
+    token: emulator.tokens.serviceAccount,
+    host: url,
+    env: {},
+    retries: 2,
+    timeoutMs: 500,
+    totalTimeoutMs: 5_000,
+    ...options,
+  });
+  clients.push(c);
+  return c;
+}
+
+async function outcome(promise: Promise<unknown>): Promise<{ error: PhaseError; ms: number }> {
+  const start = performance.now();
+  try {
+    await promise;
+  } catch (error) {
+    return { error: error as PhaseError, ms: performance.now() - start };
+  }
+  throw new Error('expected the call to fail');
+}
+
+const read = (c: PhaseClient) => c.getSecrets({ app: 'shop', env: 'Production' });
+
+beforeAll(async () => {
+  process.on('unhandledRejection', onUnhandled);
+  emulator = await startEmulator({ seed });
+});
+afterEach(() => {
+  emulator.clearFaults();
+  emulator.clearRequests();
+});
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  await emulator.close();
+  process.off('unhandledRejection', onUnhandled);
+  expect(unhandled).toEqual([]);
+});
+
+describe('fault matrix', () => {
+  it('429 with Retry-After: waits as told, then RATE_LIMITED with retryAfterMs', async () => {
+    emulator.fault({ route: 'tokens', status: 429, retryAfter: 1 });
+    const { error, ms } = await outcome(read(client()));
+    expect(error).toMatchObject({ code: 'RATE_LIMITED', status: 429, retryAfterMs: 1000 });
+    expect(emulator.requests()).toHaveLength(3);
+    expect(ms).toBeGreaterThanOrEqual(2000);
+    expect(ms).toBeLessThan(5_000);
+  });
+
+  it('429 whose Retry-After exceeds the deadline fails at once instead of sleeping past it', async () => {
+    emulator.fault({ route: 'tokens', status: 429, retryAfter: 120 });
+    const { error, ms } = await outcome(read(client()));
+    expect(error).toMatchObject({ code: 'RATE_LIMITED', retryAfterMs: 120_000 });
+    expect(emulator.requests()).toHaveLength(1);
+    expect(ms).toBeLessThan(1_000);
+  });
+
+  it('a passing 429 or 503 is retried and the read succeeds', async () => {
+    emulator.fault({ route: 'secrets', status: 503, count: 1 });
+    emulator.fault({ route: 'tokens', status: 429, retryAfter: 0, count: 1 });
+    expect(await read(client())).toHaveLength(1);
+  });
+
+  it('500 is not retried and ends NETWORK with the status', async () => {
+    emulator.fault({ route: 'tokens', status: 500 });
+    const { error } = await outcome(read(client()));
+    expect(error).toMatchObject({ code: 'NETWORK', status: 500 });
+    expect(error.message).toBe('Phase is unavailable (500): Internal server error.');
+    expect(emulator.requests()).toHaveLength(1);
+  });
+
+  it.each([502, 503])('%i is retried with backoff and ends NETWORK', async (status) => {
+    emulator.fault({ route: 'secrets', status });
+    const { error } = await outcome(read(client()));
+    expect(error).toMatchObject({ code: 'NETWORK', status });
+    expect(emulator.requests().filter((r) => r.route === 'secrets')).toHaveLength(3);
+  });
+
+  it('a connection reset ends NETWORK after the retries', async () => {
+    emulator.fault({ route: 'tokens', reset: true });
+    const { error } = await outcome(read(client()));
+    expect(error.code).toBe('NETWORK');
+    expect(error.message).toMatch(/^could not reach Phase at http:\/\/127\.0\.0\.1:\d+: /);
+  });
+
+  it('a delay past the per-attempt timeout ends TIMEOUT within the deadline', async () => {
+    emulator.fault({ route: 'tokens', delayMs: 3_000 });
+    const { error, ms } = await outcome(read(client(emulator.url, { retries: 1, timeoutMs: 300 })));
+    expect(error).toMatchObject({ code: 'TIMEOUT', message: 'Phase did not answer tokens within 300 ms' });
+    expect(ms).toBeLessThan(2_000);
+  });
+
+  it('the total deadline bounds every retry and wait', async () => {
+    emulator.fault({ route: 'tokens', delayMs: 5_000 });
+    const c = client(emulator.url, { retries: 10, timeoutMs: 400, totalTimeoutMs: 1_000 });
+    const { error, ms } = await outcome(read(c));
+    expect(error.code).toBe('TIMEOUT');
+    expect(ms).toBeLessThan(1_600);
+  });
+
+  it('a malformed JSON body ends NETWORK', async () => {
+    emulator.fault({ route: 'secrets', malformed: true });
+    const { error } = await outcome(read(client()));
+    expect(error).toMatchObject({ code: 'NETWORK', message: 'Phase answered secrets with a malformed body (not JSON)' });
+  });
+
+  it('a caller abort ends ABORTED at once', async () => {
+    emulator.fault({ route: 'tokens', delayMs: 3_000 });
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(new Error('shutting down')), 100);
+    const { error, ms } = await outcome(
+      client(emulator.url, { timeoutMs: 5_000 }).getSecrets(
+        { app: 'shop', env: 'Production' },
+        { signal: controller.signal },
+      ),
+    );
+    expect(error.code).toBe('ABORTED');
+    expect(ms).toBeLessThan(1_000);
+  });
+
+  it('a revoked token ends UNAUTHORIZED', async () => {
+    const other = await startEmulator({ state: emulator.snapshot() });
+    try {
+      other.revokeToken('serviceAccount');
+      const { error } = await outcome(read(client(other.url)));
+      expect(error).toMatchObject({ code: 'UNAUTHORIZED', status: 403 });
+      expect(error.message).toBe('Phase rejected the token (403): Token expired or deleted');
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('a tampered ciphertext ends DECRYPT naming the key, not the data', async () => {
+    const state: EmulatorState = structuredClone(emulator.snapshot());
+    const row = state.secrets[0]!;
+    const parts = row.value.split(':');
+    const body = Buffer.from(parts[3]!, 'base64');
+    body[3] = body[3]! ^ 0x40;
+    row.value = [...parts.slice(0, 3), body.toString('base64')].join(':');
+    const other = await startEmulator({ state });
+    try {
+      const { error } = await outcome(read(client(other.url)));
+      expect(error).toMatchObject({ code: 'DECRYPT', message: 'could not decrypt the value of A in shop/Production' });
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('Phase being down ends NETWORK', async () => {
+    const other = await startEmulator({ state: emulator.snapshot() });
+    const url = other.url;
+    await other.close();
+    const { error } = await outcome(read(client(url, { retries: 1 })));
+    expect(error.code).toBe('NETWORK');
+    expect(error.message).toContain('ECONNREFUSED');
+  });
+});
