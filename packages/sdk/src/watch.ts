@@ -36,6 +36,8 @@ export interface WatchSnapshot {
 export interface WatchEvents {
   /** The secrets changed; names only. Not emitted for the first read. */
   change: [changes: ChangeSet];
+  /** A poll succeeded; `changed` tells whether it found (and fetched) a change. */
+  polled: [info: { changed: boolean }];
   /** A probe or fetch failed; the watch keeps the last good secrets and retries. */
   error: [error: PhaseError];
   /** No successful probe for `staleAfterMs`. */
@@ -181,6 +183,7 @@ export class SecretsWatch extends EventEmitter<WatchEvents> implements AsyncIter
         }
         failures = 0;
         this.#lastSuccess = new Date();
+        this.emit('polled', { changed });
         if (this.#stale) {
           this.#stale = false;
           this.emit('recovered');

@@ -1,0 +1,169 @@
+// The `phasekit` command. This is the only module that touches `process`: argv, env, signals, stdout and
+// the exit code. Everything it runs lives in modules that take those as arguments.
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { isPhaseError } from '@phasekit/sdk';
+import { Sidecar } from './agent.js';
+import { runExport, runOnce } from './commands.js';
+import { COMMANDS, USAGE, exitCodeFor, isAgentError, isCommand, loadConfig, wantsHelp, type AgentConfig } from './config.js';
+import { startHealthServer } from './health.js';
+import { createLogger } from './logger.js';
+import { createMetrics } from './metrics.js';
+import { createNotifier } from './notify.js';
+import { RELAYED_SIGNALS, runCommand } from './run.js';
+import { VERSION } from './version.js';
+
+/** The first SIGTERM stops gracefully; if that takes longer than this, we exit anyway. */
+const STOP_DEADLINE_MS = 4_000;
+
+const HELP = `phasekit ${VERSION}: deliver Phase secrets, decrypted only where they are used
+
+Usage: phasekit <command> [options]
+
+Commands:
+  once       fetch once and write the snapshot directory (init container)
+  sidecar    keep the snapshot current, notify the app, serve health and metrics
+  run        run a command with the secrets in its environment: phasekit run [options] -- CMD ARGS...
+  export     print the secrets in a format: phasekit export --format dotenv
+
+Run 'phasekit <command> --help' for its options. Docs: docs/reference/configuration.md
+`;
+
+function write(stream: NodeJS.WriteStream, text: string): void {
+  stream.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+function describe(error: unknown): { code: string; message: string } {
+  if (isPhaseError(error) || isAgentError(error)) return { code: error.code, message: error.message };
+  return { code: 'INTERNAL', message: error instanceof Error ? error.message : 'unexpected failure' };
+}
+
+/** Stops on SIGTERM/SIGINT: the first aborts `controller`, a second (or the deadline) exits at once. */
+function handleStopSignals(controller: AbortController, logger: Logger, relay: boolean): () => void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (relay) return; // `run` relays signals to its child and exits with the child
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(130);
+    }
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    controller.abort(new Error(`received ${signal}`));
+    setTimeout(() => {
+      logger.error({ deadlineMs: STOP_DEADLINE_MS }, 'did not stop in time: exiting');
+      process.exit(1);
+    }, STOP_DEADLINE_MS).unref();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  return () => {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  };
+}
+
+async function execute(config: AgentConfig, logger: Logger, controller: AbortController): Promise<number> {
+  switch (config.command) {
+    case 'once':
+      await runOnce(config, { logger, signal: controller.signal });
+      return 0;
+    case 'export':
+      process.stdout.write(await runExport(config, { logger, signal: controller.signal }));
+      return 0;
+    case 'run':
+      return runCommand(
+        config,
+        {
+          logger,
+          env: process.env,
+          signals: (handler) => {
+            for (const s of RELAYED_SIGNALS) process.on(s, handler);
+            return () => {
+              for (const s of RELAYED_SIGNALS) process.off(s, handler);
+            };
+          },
+        },
+        controller.signal,
+      );
+    case 'sidecar': {
+      const metrics = createMetrics();
+      const notifier = config.notify
+        ? createNotifier({
+            ...(config.notify.signal ? { signal: config.notify.signal } : {}),
+            ...(config.notify.pidfile ? { pidfile: config.notify.pidfile } : {}),
+            ...(config.notify.process ? { processName: config.notify.process } : {}),
+            ...(config.notify.http ? { http: config.notify.http } : {}),
+            ...(config.notify.exec ? { exec: config.notify.exec } : {}),
+            env: process.env,
+            debounceMs: config.notify.debounceMs,
+            logger: logger.child({ component: 'signal' }),
+            metrics: (method, result) => metrics.notification(method, result),
+          })
+        : undefined;
+      const sidecar = new Sidecar(config, { logger, metrics, notifier });
+      const health = config.healthAddr
+        ? await startHealthServer({
+            host: config.healthAddr.host,
+            port: config.healthAddr.port,
+            metrics,
+            readiness: () => sidecar.readiness(),
+            logger: logger.child({ component: 'health' }),
+            signal: controller.signal,
+          })
+        : undefined;
+      if (health) logger.info({ url: health.url }, 'health server listening');
+      try {
+        await sidecar.run(controller.signal);
+      } finally {
+        await health?.close();
+      }
+      logger.info({}, 'stopped');
+      return 0;
+    }
+  }
+}
+
+/** Runs the CLI with these arguments; resolves with the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    write(process.stdout, HELP);
+    return command === undefined ? 2 : 0;
+  }
+  if (command === '--version' || command === '-v') {
+    write(process.stdout, VERSION);
+    return 0;
+  }
+  if (!isCommand(command)) {
+    write(process.stderr, `phasekit: unknown command '${command}' (commands: ${COMMANDS.join(', ')}); see phasekit --help`);
+    return 2;
+  }
+  if (wantsHelp(rest)) {
+    write(process.stdout, USAGE[command]);
+    return 0;
+  }
+
+  let config: AgentConfig;
+  try {
+    config = loadConfig({ command, argv: rest, env: process.env, readFile: (p) => readFileSync(p, 'utf8') });
+  } catch (error) {
+    const { code, message } = describe(error);
+    write(process.stderr, `phasekit ${command}: ${message}`);
+    return code === 'INTERNAL' ? 1 : exitCodeFor(error);
+  }
+
+  const logger = createLogger({ level: config.log.level, format: config.log.format });
+  const controller = new AbortController();
+  const stopHandling = handleStopSignals(controller, logger, command === 'run');
+  try {
+    return await execute(config, logger, controller);
+  } catch (error) {
+    const { code, message } = describe(error);
+    const exitCode = exitCodeFor(error);
+    logger.error({ code, exitCode }, message);
+    return exitCode;
+  } finally {
+    stopHandling();
+  }
+}

@@ -1,0 +1,42 @@
+// The public surface of @phasekit/agent: the building blocks of the `phasekit` CLI, for embedding and tests.
+export { Sidecar } from './agent.js';
+export type { SidecarDeps, SidecarEvents } from './agent.js';
+export { clientFor, runExport, runOnce } from './commands.js';
+export {
+  AgentError,
+  AgentErrorCode,
+  COMMANDS,
+  EXIT_CODES,
+  USAGE,
+  exitCodeFor,
+  isAgentError,
+  loadConfig,
+} from './config.js';
+export type {
+  AgentConfig,
+  AuthConfig,
+  Command,
+  ExportConfig,
+  LoadConfigOptions,
+  NotifyConfig,
+  OnceConfig,
+  OutputConfig,
+  RunConfig,
+  SidecarConfig,
+  SnapshotFormat,
+  SourceQuery,
+} from './config.js';
+export { startHealthServer } from './health.js';
+export type { HealthServer, HealthServerOptions, Readiness } from './health.js';
+export { createLogger } from './logger.js';
+export type { CreateLoggerOptions } from './logger.js';
+export { createMetrics } from './metrics.js';
+export type { Metrics } from './metrics.js';
+export { createNotifier } from './notify.js';
+export type { ChangeEvent, Notifier, NotifierOptions, NotifyReport } from './notify.js';
+export { RELAYED_SIGNALS, runCommand } from './run.js';
+export type { RunDeps, SignalSource } from './run.js';
+export { createSnapshotWriter, SnapshotWriter } from './snapshot/writer.js';
+export type { SnapshotWriterOptions, WriteResult } from './snapshot/writer.js';
+export { guardReason } from './sync.js';
+export { VERSION } from './version.js';
