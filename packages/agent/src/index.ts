@@ -36,7 +36,16 @@ export { createNotifier } from './notify.js';
 export type { ChangeEvent, Notifier, NotifierOptions, NotifyReport } from './notify.js';
 export { RELAYED_SIGNALS, runCommand } from './run.js';
 export type { RunDeps, SignalSource } from './run.js';
+export { SNAPSHOT_FORMATS, isSnapshotFormat } from './snapshot/layout.js';
 export { createSnapshotWriter, SnapshotWriter } from './snapshot/writer.js';
-export type { SnapshotWriterOptions, WriteResult } from './snapshot/writer.js';
+export type {
+  RefusedKey,
+  SnapshotInfo,
+  SnapshotManifest,
+  SnapshotSource,
+  SnapshotWriterOptions,
+  WriteOptions,
+  WriteResult,
+} from './snapshot/writer.js';
 export { guardReason } from './sync.js';
 export { VERSION } from './version.js';

@@ -650,6 +650,7 @@ function parseRow(item: unknown, env: EnvRecord): RawRow {
   }
   const override = r['override'] as Record<string, unknown> | null | undefined;
   const digest = pick('key_digest', 'keyDigest');
+  const updatedAt = pick('updated_at', 'updatedAt');
   const type = typeof r['type'] === 'string' && r['type'] !== 'static' && r['type'] !== '' ? r['type'] : 'secret';
   return {
     id: r['id'],
@@ -659,7 +660,7 @@ function parseRow(item: unknown, env: EnvRecord): RawRow {
     tags: Array.isArray(r['tags']) ? r['tags'].filter((t): t is string => typeof t === 'string') : [],
     path: typeof r['path'] === 'string' ? normalisePath(r['path']) : '/',
     version: typeof r['version'] === 'number' ? r['version'] : 1,
-    updatedAt: String(pick('updated_at', 'updatedAt') ?? ''),
+    updatedAt: typeof updatedAt === 'string' ? updatedAt : '',
     type,
     override:
       override && typeof override['value'] === 'string'

@@ -106,7 +106,7 @@ export class SecretsWatch extends EventEmitter<WatchEvents> implements AsyncIter
     this.#staleAfter = options.staleAfterMs ?? 3 * this.#interval;
     if (options.signal) {
       if (options.signal.aborted) this.#controller.abort();
-      else options.signal.addEventListener('abort', () => this.close(), { once: true });
+      else options.signal.addEventListener('abort', () => void this.close(), { once: true });
     }
     this.#done = this.#loop();
   }

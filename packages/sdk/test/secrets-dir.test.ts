@@ -89,14 +89,22 @@ describe('readSecretsDir', () => {
   });
 
   it('reads keys refused as files from secrets.json', async () => {
-    await publish({ values: { A: '1', '../evil': 'e' }, formats: ['files', 'json'], refusedKeys: ['../evil'] });
+    await publish({
+      values: { A: '1', '../evil': 'e' },
+      formats: ['files', 'json'],
+      refusedKeys: ['../evil'],
+    });
     const snapshot = await readSecretsDir(out);
     expect(snapshot.keys).toEqual(['../evil', 'A']);
     expect(snapshot.secrets['../evil']).toBe('e');
   });
 
   it('leaves out keys refused as files when there is no secrets.json', async () => {
-    await publish({ values: { A: '1', '../evil': 'e' }, formats: ['files', 'dotenv'], refusedKeys: ['../evil'] });
+    await publish({
+      values: { A: '1', '../evil': 'e' },
+      formats: ['files', 'dotenv'],
+      refusedKeys: ['../evil'],
+    });
     expect((await readSecretsDir(out)).keys).toEqual(['A']);
   });
 
@@ -135,7 +143,9 @@ describe('readSecretsDir', () => {
 
   it('honours an aborted signal', async () => {
     await publish({ values: { A: '1' } });
-    await expect(readSecretsDir(out, { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'ABORTED' });
+    await expect(readSecretsDir(out, { signal: AbortSignal.abort() })).rejects.toMatchObject({
+      code: 'ABORTED',
+    });
   });
 });
 
@@ -158,7 +168,9 @@ describe('watchSecretsDir', () => {
       { A: '1', B: '2', GONE: 'x' },
       { A: '1', B: CANARY, NEW: 'n' },
     ]);
-    expect(changes).toEqual([{ version: seen[1]!.version, added: ['NEW'], removed: ['GONE'], changed: ['B'] }]);
+    expect(changes).toEqual([
+      { version: seen[1]!.version, added: ['NEW'], removed: ['GONE'], changed: ['B'] },
+    ]);
     expect(JSON.stringify(changes)).not.toContain(CANARY);
     expect(watcher.closed).toBe(true);
   });

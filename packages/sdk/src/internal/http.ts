@@ -186,31 +186,24 @@ export class Transport {
     const detail = this.#serverMessage(text);
     const suffix = detail ? `: ${detail}` : '';
     const opts = { status };
-    switch (true) {
-      case status === 401:
-        return new PhaseError(ErrorCode.UNAUTHORIZED, `Phase rejected the token (401)${suffix}`, opts);
-      // The tokens route answers 403 for an unknown, expired or revoked token (protocol 3.2).
-      case status === 403 && route === 'tokens':
-        return new PhaseError(ErrorCode.UNAUTHORIZED, `Phase rejected the token (403)${suffix}`, opts);
-      case status === 403:
-        return new PhaseError(ErrorCode.FORBIDDEN, `Phase refused access (403)${suffix}`, opts);
-      case status === 404:
-        return new PhaseError(ErrorCode.NOT_FOUND, `Phase found no such resource (404)${suffix}`, opts);
-      case status === 409:
-        return new PhaseError(ErrorCode.CONFLICT, `Phase reported a conflict (409)${suffix}`, opts);
-      case status === 429: {
-        const ms = parseRetryAfter(retryAfter);
-        return new PhaseError(
-          ErrorCode.RATE_LIMITED,
-          `Phase throttled the request (429)${ms === undefined ? '' : `; retry after ${Math.ceil(ms / 1000)} s`}`,
-          ms === undefined ? opts : { ...opts, retryAfterMs: ms },
-        );
-      }
-      case status >= 500:
-        return new PhaseError(ErrorCode.NETWORK, `Phase is unavailable (${status})${suffix}`, opts);
-      default:
-        return new PhaseError(ErrorCode.NETWORK, `Phase rejected the ${route} request (${status})${suffix}`, opts);
+    if (status === 401) return new PhaseError(ErrorCode.UNAUTHORIZED, `Phase rejected the token (401)${suffix}`, opts);
+    // The tokens route answers 403 for an unknown, expired or revoked token (protocol 3.2).
+    if (status === 403 && route === 'tokens') {
+      return new PhaseError(ErrorCode.UNAUTHORIZED, `Phase rejected the token (403)${suffix}`, opts);
     }
+    if (status === 403) return new PhaseError(ErrorCode.FORBIDDEN, `Phase refused access (403)${suffix}`, opts);
+    if (status === 404) return new PhaseError(ErrorCode.NOT_FOUND, `Phase found no such resource (404)${suffix}`, opts);
+    if (status === 409) return new PhaseError(ErrorCode.CONFLICT, `Phase reported a conflict (409)${suffix}`, opts);
+    if (status === 429) {
+      const ms = parseRetryAfter(retryAfter);
+      return new PhaseError(
+        ErrorCode.RATE_LIMITED,
+        `Phase throttled the request (429)${ms === undefined ? '' : `; retry after ${Math.ceil(ms / 1000)} s`}`,
+        ms === undefined ? opts : { ...opts, retryAfterMs: ms },
+      );
+    }
+    if (status >= 500) return new PhaseError(ErrorCode.NETWORK, `Phase is unavailable (${status})${suffix}`, opts);
+    return new PhaseError(ErrorCode.NETWORK, `Phase rejected the ${route} request (${status})${suffix}`, opts);
   }
 
   /** The server's `{"error": "..."}` text, shortened and scrubbed of anything secret. */

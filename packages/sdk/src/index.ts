@@ -1,0 +1,26 @@
+// The public surface of @phasekit/sdk. Everything not listed here is internal and may change.
+export { PhaseClient } from './client.js';
+export type { EnvTarget, NewSecret, PhaseClientOptions, SecretUpdate } from './client.js';
+export { ErrorCode, PhaseError, isPhaseError } from './errors.js';
+export type { PhaseErrorOptions } from './errors.js';
+export { FORMAT_FILE_NAMES, OUTPUT_FORMATS, formatSecrets, isOutputFormat } from './format.js';
+export type { OutputFormat, SecretEntry } from './format.js';
+export { SecretsDirWatcher, readSecretsDir, watchSecretsDir } from './secrets-dir.js';
+export type {
+  SecretsDirChange,
+  SecretsDirSnapshot,
+  SecretsDirSource,
+  SecretsDirWatcherEvents,
+  WatchSecretsDirOptions,
+} from './secrets-dir.js';
+export { SecretsWatch, diffSecrets } from './watch.js';
+export type { WatchEvents, WatchOptions, WatchSnapshot } from './watch.js';
+export type {
+  AppInfo,
+  CallOptions,
+  ChangeSet,
+  EnvironmentInfo,
+  Logger,
+  Secret,
+  SecretsQuery,
+} from './types.js';
