@@ -1,5 +1,6 @@
 import { inspect } from 'node:util';
-import { startEmulator, type Emulator, type Seed } from '@phasekit/emulator';
+import { startEmulator, type Emulator, type EmulatorState, type Seed } from '@phasekit/emulator';
+import { Agent } from 'undici';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { PhaseClient, PhaseError } from '../src/index.js';
 
@@ -37,7 +38,7 @@ const seed: Seed = {
       environments: [{ name: 'Development', secrets: [{ key: 'INVOICE_KEY', value: 'inv-123' }] }],
     },
     { name: 'twin', environments: [{ name: 'Development' }] },
-    { name: 'Twin', environments: [{ name: 'Development' }] },
+    { name: 'twin', environments: [{ name: 'Development' }] },
     {
       name: 'refs',
       environments: [
@@ -114,9 +115,9 @@ describe('reading secrets', () => {
   });
 
   it('names every id when an app name is ambiguous', async () => {
-    const ids = emulator.apps.filter((a) => a.name.toLowerCase() === 'twin').map((a) => a.id);
-    await expect(client().getSecrets({ app: 'TWIN', env: 'Development' })).rejects.toThrow(
-      `app TWIN is ambiguous: 2 apps have that name (ids ${ids.join(', ')}); use appId`,
+    const ids = emulator.apps.filter((a) => a.name === 'twin').map((a) => a.id);
+    await expect(client().getSecrets({ app: 'twin', env: 'Development' })).rejects.toThrow(
+      `app twin is ambiguous: 2 apps have that name (ids ${ids.join(', ')}); use appId`,
     );
   });
 
@@ -163,6 +164,46 @@ describe('reading secrets', () => {
     await c.getSecrets({ app: 'billing', env: 'Development' });
     expect(c.decryptions).toBe(after);
     expect(emulator.requests().filter((r) => r.route === 'tokens')).toHaveLength(1);
+  });
+
+  it('decrypts comments only when asked for', async () => {
+    const c = client();
+    await c.getSecrets({ app: 'shop', env: 'Production', keys: ['DATABASE_URL'] });
+    expect(c.decryptions).toBe(2);
+    await c.getSecrets({ app: 'shop', env: 'Production', keys: ['DATABASE_URL'], comments: true });
+    expect(c.decryptions).toBe(3);
+  });
+
+  it('unwraps only the environments it reads: a broken key elsewhere does not matter', async () => {
+    const state: EmulatorState = structuredClone(emulator.snapshot());
+    const staging = state.environments.find((e) => e.name === 'Staging')!;
+    for (const key of state.environmentKeys.filter((k) => k.environment_id === staging.id)) {
+      key.wrapped_seed = key.wrapped_seed.slice(0, -8) + 'AAAAAAA=';
+    }
+    const other = await startEmulator({ state });
+    try {
+      const c = new PhaseClient({ token: other.tokens.serviceAccount, host: other.url, env: {} });
+      clients.push(c);
+      expect(await c.getSecrets({ app: 'billing', env: 'Development' })).toHaveLength(1);
+      await expect(c.getSecrets({ app: 'shop', env: 'Staging' })).rejects.toMatchObject({
+        code: 'DECRYPT',
+        message: 'could not decrypt the seed of environment Staging of app shop',
+      });
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('sends every request through an injected dispatcher, reusing keep-alive connections', async () => {
+    const dispatcher = new Agent({ keepAliveTimeout: 10_000 });
+    let connections = 0;
+    dispatcher.on('connect', () => connections++);
+    const c = client('serviceAccount', { dispatcher });
+    for (let i = 0; i < 6; i++) await c.getSecrets({ app: 'billing', env: 'Development' });
+    await c.apps();
+    expect(emulator.requests()).toHaveLength(8);
+    expect(connections).toBeLessThanOrEqual(2);
+    await dispatcher.close();
   });
 
   it('finds an environment created after the session started', async () => {
