@@ -7,4 +7,6 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   target: 'node20',
+  // crypto.ts loads the optional sodium-native addon through createRequire(import.meta.url).
+  shims: true,
 });

@@ -10,7 +10,7 @@ interface OfficialSecret {
   key: string;
   value: string;
   path: string;
-  tags: string[];
+  tags: readonly string[];
 }
 interface OfficialPhase {
   init(): Promise<void>;
