@@ -28,5 +28,8 @@ export default tseslint.config(
       'no-console': 'off',
     },
   },
-  { files: ['eslint.config.js', '**/tsup.config.ts', 'vitest.config.ts'], ...tseslint.configs.disableTypeChecked },
+  {
+    files: ['eslint.config.js', '**/tsup.config.ts', 'vitest.config.ts'],
+    ...tseslint.configs.disableTypeChecked,
+  },
 );

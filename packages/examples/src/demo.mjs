@@ -23,7 +23,11 @@ const seed = {
         {
           name: 'Production',
           secrets: [
-            { key: 'DATABASE_URL', value: 'postgres://shop:s3cret@db:5432/shop', comment: 'primary database' },
+            {
+              key: 'DATABASE_URL',
+              value: 'postgres://shop:s3cret@db:5432/shop',
+              comment: 'primary database',
+            },
             { key: 'STRIPE_KEY', value: 'sk_live_demo_only' },
             { key: 'FEATURE_FLAG', value: 'off' },
           ],
@@ -61,9 +65,28 @@ say(`emulator listening at ${emulator.url} (app "shop", environment "Production"
 
 const sidecar = spawn(
   process.execPath,
-  [cli, 'sidecar', '--host', emulator.url, '--app', 'shop', '--env', 'Production', '--out', out,
-    '--format', 'files,dotenv,json', '--interval', '500ms', '--health-addr', '127.0.0.1:0'],
-  { env: { ...process.env, PHASE_SERVICE_TOKEN: emulator.tokens.serviceAccount }, stdio: ['ignore', 'ignore', 'pipe'] },
+  [
+    cli,
+    'sidecar',
+    '--host',
+    emulator.url,
+    '--app',
+    'shop',
+    '--env',
+    'Production',
+    '--out',
+    out,
+    '--format',
+    'files,dotenv,json',
+    '--interval',
+    '500ms',
+    '--health-addr',
+    '127.0.0.1:0',
+  ],
+  {
+    env: { ...process.env, PHASE_SERVICE_TOKEN: emulator.tokens.serviceAccount },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  },
 );
 let healthUrl;
 const ready = new Promise((resolve, reject) => {
@@ -79,23 +102,35 @@ const ready = new Promise((resolve, reject) => {
 });
 await ready;
 say(`phasekit sidecar wrote the snapshot to ${out}`);
-console.log(`  ${out}/..data -> one immutable version; DATABASE_URL, STRIPE_KEY, FEATURE_FLAG, .env, secrets.json link into it`);
+console.log(
+  `  ${out}/..data -> one immutable version; DATABASE_URL, STRIPE_KEY, FEATURE_FLAG, .env, secrets.json link into it`,
+);
 console.log(`  health: ${healthUrl}/readyz -> ${(await fetch(`${healthUrl}/readyz`)).status}`);
 
-const service = spawn(process.execPath, [join(root, 'packages/examples/src/service-from-snapshot.mjs'), out], {
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
+const service = spawn(
+  process.execPath,
+  [join(root, 'packages/examples/src/service-from-snapshot.mjs'), out],
+  {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  },
+);
 const listening = await waitFor(service, (e) => e.event === 'listening', 'the example service');
 const before = await (await fetch(listening.url)).json();
-say(`example service (pid ${before.pid}) reads the snapshot: FEATURE_FLAG=${before.featureFlag}, version ${before.version}`);
+say(
+  `example service (pid ${before.pid}) reads the snapshot: FEATURE_FLAG=${before.featureFlag}, version ${before.version}`,
+);
 
 say('changing FEATURE_FLAG to "on" in Phase (the emulator)...');
 const reloaded = waitFor(service, (e) => e.event === 'reloaded', 'the service to reload');
 emulator.setSecret({ app: 'shop', env: 'Production', key: 'FEATURE_FLAG', value: 'on' });
 const change = await reloaded;
 const after = await (await fetch(listening.url)).json();
-say(`the sidecar flipped in version ${change.version}; the service reloaded (changed: ${change.changed.join(', ')})`);
-say(`example service (pid ${after.pid}, same process) now reads FEATURE_FLAG=${after.featureFlag}, without a restart`);
+say(
+  `the sidecar flipped in version ${change.version}; the service reloaded (changed: ${change.changed.join(', ')})`,
+);
+say(
+  `example service (pid ${after.pid}, same process) now reads FEATURE_FLAG=${after.featureFlag}, without a restart`,
+);
 
 service.kill('SIGTERM');
 sidecar.kill('SIGTERM');

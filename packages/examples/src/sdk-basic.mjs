@@ -16,8 +16,14 @@ const secrets = await phase.getSecrets({ app, env });
 console.log(`read ${secrets.length} secrets from ${app}/${env}: ${secrets.map((s) => s.key).join(', ')}`);
 
 const watch = phase.watch({ app, env }, { intervalMs: 500 });
-watch.on('change', (c) => console.log(`changed: added [${c.added}] removed [${c.removed}] changed [${c.changed}]`));
-await phase.createSecrets({ app, env, secrets: [{ key: 'example_added', value: 'hello', comment: 'by sdk-basic' }] });
+watch.on('change', (c) =>
+  console.log(`changed: added [${c.added}] removed [${c.removed}] changed [${c.changed}]`),
+);
+await phase.createSecrets({
+  app,
+  env,
+  secrets: [{ key: 'example_added', value: 'hello', comment: 'by sdk-basic' }],
+});
 await new Promise((resolve) => watch.once('change', resolve));
 await phase.deleteSecrets({ app, env, keys: ['EXAMPLE_ADDED'] });
 await new Promise((resolve) => watch.once('change', resolve));

@@ -19,7 +19,9 @@ watcher.on('change', (change) => {
   // Names only: which keys were added, removed or changed, and the new version.
   console.log(JSON.stringify({ event: 'reloaded', ...change }));
 });
-watcher.on('error', (error) => console.error(JSON.stringify({ event: 'error', code: error.code, message: error.message })));
+watcher.on('error', (error) =>
+  console.error(JSON.stringify({ event: 'error', code: error.code, message: error.message })),
+);
 (async () => {
   for await (const snapshot of watcher) config = snapshot;
 })();
@@ -27,7 +29,13 @@ watcher.on('error', (error) => console.error(JSON.stringify({ event: 'error', co
 const server = createServer((req, res) => {
   // FEATURE_FLAG is a non-secret setting, so this example can show it changing live.
   res.setHeader('content-type', 'application/json');
-  res.end(JSON.stringify({ pid: process.pid, version: config.version, featureFlag: config.secrets.FEATURE_FLAG ?? null }));
+  res.end(
+    JSON.stringify({
+      pid: process.pid,
+      version: config.version,
+      featureFlag: config.secrets.FEATURE_FLAG ?? null,
+    }),
+  );
 });
 server.listen(port, '127.0.0.1', () => {
   console.log(JSON.stringify({ event: 'listening', url: `http://127.0.0.1:${server.address().port}` }));

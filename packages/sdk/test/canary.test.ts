@@ -53,7 +53,12 @@ function client(url = emulator.url) {
 function record(error: unknown): void {
   let current: unknown = error;
   for (let depth = 0; current !== undefined && depth < 10; depth++) {
-    seen.push(String(current as Error), (current as Error).stack ?? '', inspect(current, { depth: 10, showHidden: true }));
+    seen.push(
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- errors and odd values alike
+      String(current),
+      (current as Error).stack ?? '',
+      inspect(current, { depth: 10, showHidden: true }),
+    );
     try {
       seen.push(JSON.stringify(current));
     } catch {

@@ -60,12 +60,19 @@ let emulator: Emulator;
 const clients: PhaseClient[] = [];
 
 function client(kind: 'serviceAccount' | 'service' | 'user' = 'serviceAccount', extra = {}): PhaseClient {
-  const c = new PhaseClient({ token: emulator.tokens[kind], host: emulator.url, env: {}, retries: 0, ...extra });
+  const c = new PhaseClient({
+    token: emulator.tokens[kind],
+    host: emulator.url,
+    env: {},
+    retries: 0,
+    ...extra,
+  });
   clients.push(c);
   return c;
 }
 
-const plain = (secrets: { key: string; value: string }[]) => Object.fromEntries(secrets.map((s) => [s.key, s.value]));
+const plain = (secrets: { key: string; value: string }[]) =>
+  Object.fromEntries(secrets.map((s) => [s.key, s.value]));
 
 beforeAll(async () => {
   emulator = await startEmulator({ seed, strict: true });
@@ -77,28 +84,45 @@ afterAll(async () => {
 beforeEach(() => emulator.clearRequests());
 
 describe('reading secrets', () => {
-  it.each(['serviceAccount', 'service', 'user'] as const)('reads the root folder with a %s token', async (kind) => {
-    const secrets = await client(kind).getSecrets({ app: 'shop', env: 'production' });
-    expect(plain(secrets)).toEqual({
-      API_KEY: 'pa$$word$&$`end',
-      DATABASE_URL: 'postgres://db/prod',
-      DSN: 'user=pa$$word$&$`end url=postgres://db/prod',
-      FROM_PATH: '[cache-prod]',
-      FROM_STAGING: 'from-staging',
-      FROM_OTHER_APP: 'inv-123',
-      FROM_STAGING_PATH: 'deep-staging',
-    });
-    const auth = emulator.requests()[0]!.headers['authorization'];
-    expect(auth).toBe(`Bearer ${{ serviceAccount: 'ServiceAccount', service: 'Service', user: 'User' }[kind]} [redacted]`);
-  });
+  it.each(['serviceAccount', 'service', 'user'] as const)(
+    'reads the root folder with a %s token',
+    async (kind) => {
+      const secrets = await client(kind).getSecrets({ app: 'shop', env: 'production' });
+      expect(plain(secrets)).toEqual({
+        API_KEY: 'pa$$word$&$`end',
+        DATABASE_URL: 'postgres://db/prod',
+        DSN: 'user=pa$$word$&$`end url=postgres://db/prod',
+        FROM_PATH: '[cache-prod]',
+        FROM_STAGING: 'from-staging',
+        FROM_OTHER_APP: 'inv-123',
+        FROM_STAGING_PATH: 'deep-staging',
+      });
+      const auth = emulator.requests()[0]!.headers['authorization'];
+      expect(auth).toBe(
+        `Bearer ${{ serviceAccount: 'ServiceAccount', service: 'Service', user: 'User' }[kind]} [redacted]`,
+      );
+    },
+  );
 
   it('returns the documented fields, comments only when asked', async () => {
     const c = client();
     const [db] = await c.getSecrets({ app: 'shop', env: 'Production', keys: ['database_url'] });
-    expect(db).toMatchObject({ key: 'DATABASE_URL', comment: '', path: '/', tags: ['db'], version: 1, type: 'secret' });
+    expect(db).toMatchObject({
+      key: 'DATABASE_URL',
+      comment: '',
+      path: '/',
+      tags: ['db'],
+      version: 1,
+      type: 'secret',
+    });
     expect(db!.id).toMatch(/[0-9a-f-]{36}/);
     expect(db!.updatedAt).toMatch(/Z$/);
-    const [withComment] = await c.getSecrets({ app: 'shop', env: 'Production', keys: ['DATABASE_URL'], comments: true });
+    const [withComment] = await c.getSecrets({
+      app: 'shop',
+      env: 'Production',
+      keys: ['DATABASE_URL'],
+      comments: true,
+    });
     expect(withComment!.comment).toBe('primary');
   });
 
@@ -123,7 +147,9 @@ describe('reading secrets', () => {
 
   it('reads one folder by default and sub-folders with recursive', async () => {
     const c = client();
-    expect(plain(await c.getSecrets({ app: 'shop', env: 'Production', path: '/backend/' }))).toEqual({ BACKEND: 'b' });
+    expect(plain(await c.getSecrets({ app: 'shop', env: 'Production', path: '/backend/' }))).toEqual({
+      BACKEND: 'b',
+    });
     const all = await c.getSecrets({ app: 'shop', env: 'Production', path: '/backend', recursive: true });
     expect(all.map((s) => `${s.path}:${s.key}`)).toEqual(['/backend:BACKEND', '/backend/cache:NESTED']);
     const everything = await c.getSecrets({ app: 'shop', env: 'Production', recursive: true });
@@ -145,14 +171,26 @@ describe('reading secrets', () => {
   });
 
   it('applies personal overrides for user tokens only', async () => {
-    emulator.setOverride({ app: 'billing', env: 'Development', key: 'INVOICE_KEY', value: 'mine', isActive: true });
+    emulator.setOverride({
+      app: 'billing',
+      env: 'Development',
+      key: 'INVOICE_KEY',
+      value: 'mine',
+      isActive: true,
+    });
     try {
       const [user] = await client('user').getSecrets({ app: 'billing', env: 'Development' });
       expect(user).toMatchObject({ value: 'mine', overridden: true });
       const [sa] = await client().getSecrets({ app: 'billing', env: 'Development' });
       expect(sa).toMatchObject({ value: 'inv-123', overridden: false });
     } finally {
-      emulator.setOverride({ app: 'billing', env: 'Development', key: 'INVOICE_KEY', value: 'mine', isActive: false });
+      emulator.setOverride({
+        app: 'billing',
+        env: 'Development',
+        key: 'INVOICE_KEY',
+        value: 'mine',
+        isActive: false,
+      });
     }
   });
 
@@ -228,10 +266,14 @@ describe('references', () => {
 
   it('reports a cycle and a missing reference as REFERENCE errors naming the reference', async () => {
     const c = client();
-    const cycle = await c.getSecrets({ app: 'refs', env: 'Development', keys: ['A', 'B'] }).catch((e: unknown) => e);
+    const cycle = await c
+      .getSecrets({ app: 'refs', env: 'Development', keys: ['A', 'B'] })
+      .catch((e: unknown) => e);
     expect(cycle).toMatchObject({ code: 'REFERENCE' });
     expect((cycle as Error).message).toMatch(/reference cycle/);
-    const missing = await c.getSecrets({ app: 'refs', env: 'Development', keys: ['MISSING'] }).catch((e: unknown) => e);
+    const missing = await c
+      .getSecrets({ app: 'refs', env: 'Development', keys: ['MISSING'] })
+      .catch((e: unknown) => e);
     expect(missing).toMatchObject({
       code: 'REFERENCE',
       message: 'secret MISSING references ${NOPE}, but NOPE does not exist in refs/Development at path /',
@@ -253,7 +295,13 @@ describe('writing secrets', () => {
       secrets: [{ key: 'new_key', value: 'v$$1', comment: 'note', tags: ['t1'], path: '/w/' }],
     });
     const row = emulator.readPlain('billing', 'Development').find((s) => s.key === 'NEW_KEY')!;
-    expect(row).toMatchObject({ value: 'v$$1', comment: 'note', tags: ['t1'], path: '/w', keyDigestMatches: true });
+    expect(row).toMatchObject({
+      value: 'v$$1',
+      comment: 'note',
+      tags: ['t1'],
+      path: '/w',
+      keyDigestMatches: true,
+    });
     const [back] = await c.getSecrets({ app: 'billing', env: 'Development', path: '/w', comments: true });
     expect(back).toMatchObject({ key: 'NEW_KEY', value: 'v$$1', comment: 'note' });
   });
@@ -261,7 +309,11 @@ describe('writing secrets', () => {
   it('reports a duplicate create as CONFLICT', async () => {
     const c = client();
     await expect(
-      c.createSecrets({ app: 'billing', env: 'Development', secrets: [{ key: 'INVOICE_KEY', value: 'dup' }] }),
+      c.createSecrets({
+        app: 'billing',
+        env: 'Development',
+        secrets: [{ key: 'INVOICE_KEY', value: 'dup' }],
+      }),
     ).rejects.toMatchObject({ code: 'CONFLICT', status: 409 });
   });
 
@@ -272,7 +324,11 @@ describe('writing secrets', () => {
       env: 'Development',
       secrets: [{ key: 'KEEP_ME', value: 'one', comment: 'c', tags: ['a', 'b'] }],
     });
-    await c.updateSecrets({ app: 'billing', env: 'Development', secrets: [{ key: 'keep_me', value: 'two' }] });
+    await c.updateSecrets({
+      app: 'billing',
+      env: 'Development',
+      secrets: [{ key: 'keep_me', value: 'two' }],
+    });
     const row = emulator.readPlain('billing', 'Development').find((s) => s.key === 'KEEP_ME')!;
     expect(row).toMatchObject({ value: 'two', comment: 'c', tags: ['a', 'b'], version: 2 });
   });

@@ -118,7 +118,10 @@ describe('fault matrix', () => {
   it('a malformed JSON body ends NETWORK', async () => {
     emulator.fault({ route: 'secrets', malformed: true });
     const { error } = await outcome(read(client()));
-    expect(error).toMatchObject({ code: 'NETWORK', message: 'Phase answered secrets with a malformed body (not JSON)' });
+    expect(error).toMatchObject({
+      code: 'NETWORK',
+      message: 'Phase answered secrets with a malformed body (not JSON)',
+    });
   });
 
   it('a caller abort ends ABORTED at once', async () => {
@@ -157,7 +160,10 @@ describe('fault matrix', () => {
     const other = await startEmulator({ state });
     try {
       const { error } = await outcome(read(client(other.url)));
-      expect(error).toMatchObject({ code: 'DECRYPT', message: 'could not decrypt the value of A in shop/Production' });
+      expect(error).toMatchObject({
+        code: 'DECRYPT',
+        message: 'could not decrypt the value of A in shop/Production',
+      });
     } finally {
       await other.close();
     }

@@ -31,110 +31,113 @@ function principal(tokenString: string, wrappedKeyShare: string) {
 }
 
 // Every vector runs through both backends: identical results are what makes the fast one safe to use.
-describe.each(['native', 'wasm'] as const)('golden vectors (phase-protocol.md 4.8) with the %s backend', (backend) => {
-  beforeAll(async () => {
-    await useCryptoBackend(backend);
-    expect(cryptoBackend()).toBe(backend);
-  });
+describe.each(['native', 'wasm'] as const)(
+  'golden vectors (phase-protocol.md 4.8) with the %s backend',
+  (backend) => {
+    beforeAll(async () => {
+      await useCryptoBackend(backend);
+      expect(cryptoBackend()).toBe(backend);
+    });
 
-  it('reconstructs the node-sdk fixture private key, whose public key is the token public key', () => {
-    const { keys } = principal(golden.nodeSdk.token, golden.nodeSdk.wrappedKeyShare);
-    expect(toHex(keys.privateKey)).toBe(golden.nodeSdk.privateKey);
-    expect(toHex(publicKeyOf(keys.privateKey))).toBe(toHex(keys.publicKey));
-  });
+    it('reconstructs the node-sdk fixture private key, whose public key is the token public key', () => {
+      const { keys } = principal(golden.nodeSdk.token, golden.nodeSdk.wrappedKeyShare);
+      expect(toHex(keys.privateKey)).toBe(golden.nodeSdk.privateKey);
+      expect(toHex(publicKeyOf(keys.privateKey))).toBe(toHex(keys.publicKey));
+    });
 
-  it('unwraps the node-sdk Development seed and salt and derives the environment public key', () => {
-    const { keys } = principal(golden.nodeSdk.token, golden.nodeSdk.wrappedKeyShare);
-    const dev = golden.nodeSdk.development;
-    const seed = decryptAsymmetric(dev.wrappedSeed, keys, 'seed');
-    const salt = decryptAsymmetric(dev.wrappedSalt, keys, 'salt');
-    expect(seed).toBe(dev.seed);
-    expect(salt).toBe(dev.salt);
-    expect(toHex(envKeyPair(seed).publicKey)).toBe(dev.identityKey);
-    expect(keyDigest('FOO', salt)).toBe(dev.digestFOO);
-  });
+    it('unwraps the node-sdk Development seed and salt and derives the environment public key', () => {
+      const { keys } = principal(golden.nodeSdk.token, golden.nodeSdk.wrappedKeyShare);
+      const dev = golden.nodeSdk.development;
+      const seed = decryptAsymmetric(dev.wrappedSeed, keys, 'seed');
+      const salt = decryptAsymmetric(dev.wrappedSalt, keys, 'salt');
+      expect(seed).toBe(dev.seed);
+      expect(salt).toBe(dev.salt);
+      expect(toHex(envKeyPair(seed).publicKey)).toBe(dev.identityKey);
+      expect(keyDigest('FOO', salt)).toBe(dev.digestFOO);
+    });
 
-  it('derives identity_key for every environment of the node-sdk fixture', () => {
-    const { keys } = principal(golden.nodeSdk.token, golden.nodeSdk.wrappedKeyShare);
-    for (const env of golden.nodeSdk.otherEnvironments) {
-      const seed = decryptAsymmetric(env.wrappedSeed, keys, 'seed');
-      expect(seed).toMatch(/^[0-9a-f]{64}$/);
-      expect(toHex(envKeyPair(seed).publicKey)).toBe(env.identityKey);
-    }
-  });
+    it('derives identity_key for every environment of the node-sdk fixture', () => {
+      const { keys } = principal(golden.nodeSdk.token, golden.nodeSdk.wrappedKeyShare);
+      for (const env of golden.nodeSdk.otherEnvironments) {
+        const seed = decryptAsymmetric(env.wrappedSeed, keys, 'seed');
+        expect(seed).toMatch(/^[0-9a-f]{64}$/);
+        expect(toHex(envKeyPair(seed).publicKey)).toBe(env.identityKey);
+      }
+    });
 
-  it('decrypts the go-sdk live capture: key share, env keys, secrets, comments and digests', () => {
-    const go = golden.goSdk;
-    const { keys } = principal(go.token, go.wrappedKeyShare);
-    expect(toHex(keys.privateKey)).toBe(go.privateKey);
-    const seed = decryptAsymmetric(go.wrappedSeed, keys, 'seed');
-    const salt = decryptAsymmetric(go.wrappedSalt, keys, 'salt');
-    const env = envKeyPair(seed);
-    expect(toHex(env.publicKey)).toBe(go.identityKey);
-    const plain: Record<string, string> = {};
-    for (const secret of go.secrets) {
-      const key = decryptAsymmetric(secret.key, env, 'key');
-      plain[key] = decryptAsymmetric(secret.value, env, 'value');
-      expect(decryptAsymmetric(secret.comment, env, 'comment')).toBe('');
-      expect(keyDigest(key, salt)).toBe(secret.keyDigest);
-    }
-    expect(plain).toEqual(go.plain);
-  });
+    it('decrypts the go-sdk live capture: key share, env keys, secrets, comments and digests', () => {
+      const go = golden.goSdk;
+      const { keys } = principal(go.token, go.wrappedKeyShare);
+      expect(toHex(keys.privateKey)).toBe(go.privateKey);
+      const seed = decryptAsymmetric(go.wrappedSeed, keys, 'seed');
+      const salt = decryptAsymmetric(go.wrappedSalt, keys, 'salt');
+      const env = envKeyPair(seed);
+      expect(toHex(env.publicKey)).toBe(go.identityKey);
+      const plain: Record<string, string> = {};
+      for (const secret of go.secrets) {
+        const key = decryptAsymmetric(secret.key, env, 'key');
+        plain[key] = decryptAsymmetric(secret.value, env, 'value');
+        expect(decryptAsymmetric(secret.comment, env, 'comment')).toBe('');
+        expect(keyDigest(key, salt)).toBe(secret.keyDigest);
+      }
+      expect(plain).toEqual(go.plain);
+    });
 
-  it('matches the PyNaCl seed key pairs, digests, session keys and XOR vectors', () => {
-    for (const v of golden.vectors.seedKeypairs) {
-      const kp = envKeyPair(v.seed);
-      expect(toHex(kp.publicKey)).toBe(v.publicKey);
-      expect(toHex(kp.privateKey)).toBe(v.privateKey);
-    }
-    for (const v of golden.vectors.digests) {
-      // sodium-native enforces libsodium's 16-64 byte key range; Phase's salts are always 64 bytes.
-      const inRange = v.salt.length === 0 || (v.salt.length >= 16 && v.salt.length <= 64);
-      if (backend === 'wasm' || inRange) expect(keyDigest(v.input, v.salt)).toBe(v.digest);
-    }
-    const salt = golden.nodeSdk.development.salt;
-    expect(keyDigest('FOO', salt)).toBe(golden.nodeSdk.development.digestFOO);
-    const s = golden.vectors.sessionKeys;
-    const a = envKeyPair(s.seedA);
-    const b = envKeyPair(s.seedB);
-    const client = sodium.crypto_kx_client_session_keys(a.publicKey, a.privateKey, b.publicKey);
-    expect(toHex(client.sharedRx)).toBe(s.clientRx);
-    expect(toHex(client.sharedTx)).toBe(s.clientTx);
-    for (const v of golden.vectors.xorReconstruct) {
-      const [x, y] = v.shares.map((h: string) => fromHex(h, 'share'));
-      expect(toHex(x.map((byte: number, i: number) => byte ^ y[i]))).toBe(v.expected);
-    }
-  });
+    it('matches the PyNaCl seed key pairs, digests, session keys and XOR vectors', () => {
+      for (const v of golden.vectors.seedKeypairs) {
+        const kp = envKeyPair(v.seed);
+        expect(toHex(kp.publicKey)).toBe(v.publicKey);
+        expect(toHex(kp.privateKey)).toBe(v.privateKey);
+      }
+      for (const v of golden.vectors.digests) {
+        // sodium-native enforces libsodium's 16-64 byte key range; Phase's salts are always 64 bytes.
+        const inRange = v.salt.length === 0 || (v.salt.length >= 16 && v.salt.length <= 64);
+        if (backend === 'wasm' || inRange) expect(keyDigest(v.input, v.salt)).toBe(v.digest);
+      }
+      const salt = golden.nodeSdk.development.salt;
+      expect(keyDigest('FOO', salt)).toBe(golden.nodeSdk.development.digestFOO);
+      const s = golden.vectors.sessionKeys;
+      const a = envKeyPair(s.seedA);
+      const b = envKeyPair(s.seedB);
+      const client = sodium.crypto_kx_client_session_keys(a.publicKey, a.privateKey, b.publicKey);
+      expect(toHex(client.sharedRx)).toBe(s.clientRx);
+      expect(toHex(client.sharedTx)).toBe(s.clientTx);
+      for (const v of golden.vectors.xorReconstruct) {
+        const [x, y] = v.shares.map((h: string) => fromHex(h, 'share'));
+        expect(toHex(x.map((byte: number, i: number) => byte ^ y[i]))).toBe(v.expected);
+      }
+    });
 
-  it('decrypts the PyNaCl raw and asymmetric ciphertexts', () => {
-    for (const v of golden.vectors.encryptRaw) {
-      const plain = decryptRaw(fromHex(v.ciphertextWithNonce, 'ct'), fromHex(v.key, 'key'), 'vector');
-      expect(Buffer.from(plain).toString('utf8')).toBe(v.plaintext);
-    }
-    for (const v of golden.vectors.asymmetric) {
-      const recipient = envKeyPair(v.recipientSeed);
-      expect(toHex(recipient.publicKey)).toBe(v.recipientPublicKey);
-      expect(decryptAsymmetric(v.ciphertext, recipient, 'vector')).toBe(v.plaintext);
-    }
-  });
+    it('decrypts the PyNaCl raw and asymmetric ciphertexts', () => {
+      for (const v of golden.vectors.encryptRaw) {
+        const plain = decryptRaw(fromHex(v.ciphertextWithNonce, 'ct'), fromHex(v.key, 'key'), 'vector');
+        expect(Buffer.from(plain).toString('utf8')).toBe(v.plaintext);
+      }
+      for (const v of golden.vectors.asymmetric) {
+        const recipient = envKeyPair(v.recipientSeed);
+        expect(toHex(recipient.publicKey)).toBe(v.recipientPublicKey);
+        expect(decryptAsymmetric(v.ciphertext, recipient, 'vector')).toBe(v.plaintext);
+      }
+    });
 
-  it('decrypts what the other backend encrypted', async () => {
-    const recipient = envKeyPair(golden.vectors.asymmetric[0].recipientSeed);
-    await useCryptoBackend(backend === 'native' ? 'wasm' : 'native');
-    const ct = encryptAsymmetric('cross-backend ✓', recipient.publicKey);
-    await useCryptoBackend(backend);
-    expect(decryptAsymmetric(ct, recipient, 'value')).toBe('cross-backend ✓');
-  });
+    it('decrypts what the other backend encrypted', async () => {
+      const recipient = envKeyPair(golden.vectors.asymmetric[0].recipientSeed);
+      await useCryptoBackend(backend === 'native' ? 'wasm' : 'native');
+      const ct = encryptAsymmetric('cross-backend ✓', recipient.publicKey);
+      await useCryptoBackend(backend);
+      expect(decryptAsymmetric(ct, recipient, 'value')).toBe('cross-backend ✓');
+    });
 
-  it('round-trips its own asymmetric encryption and rejects a tampered ciphertext with DECRYPT', () => {
-    const recipient = envKeyPair(golden.vectors.asymmetric[0].recipientSeed);
-    const ct = encryptAsymmetric('pa$$word ✓', recipient.publicKey);
-    expect(decryptAsymmetric(ct, recipient, 'value')).toBe('pa$$word ✓');
-    const body = Buffer.from(ct.split(':')[3]!, 'base64');
-    body[0] = body[0]! ^ 1;
-    const tampered = ct.split(':').slice(0, 3).join(':') + ':' + body.toString('base64');
-    expect(() => decryptAsymmetric(tampered, recipient, 'value of KEY')).toThrowError(
-      expect.objectContaining({ code: 'DECRYPT', message: 'could not decrypt value of KEY' }),
-    );
-  });
-});
+    it('round-trips its own asymmetric encryption and rejects a tampered ciphertext with DECRYPT', () => {
+      const recipient = envKeyPair(golden.vectors.asymmetric[0].recipientSeed);
+      const ct = encryptAsymmetric('pa$$word ✓', recipient.publicKey);
+      expect(decryptAsymmetric(ct, recipient, 'value')).toBe('pa$$word ✓');
+      const body = Buffer.from(ct.split(':')[3]!, 'base64');
+      body[0] = body[0]! ^ 1;
+      const tampered = ct.split(':').slice(0, 3).join(':') + ':' + body.toString('base64');
+      expect(() => decryptAsymmetric(tampered, recipient, 'value of KEY')).toThrowError(
+        expect.objectContaining({ code: 'DECRYPT', message: 'could not decrypt value of KEY' }),
+      );
+    });
+  },
+);

@@ -43,7 +43,12 @@ const seed = {
         {
           name: 'Production',
           secrets: [
-            { key: 'DATABASE_URL', value: 'postgres://u:p@db:5432/shop', tags: ['db', 'core'], comment: 'primary' },
+            {
+              key: 'DATABASE_URL',
+              value: 'postgres://u:p@db:5432/shop',
+              tags: ['db', 'core'],
+              comment: 'primary',
+            },
             { key: 'API_KEY', value: 'k-123' },
             { key: 'DOLLARS', value: 'pa$$word $& $` end' },
             { key: 'UNICODE', value: 'zürich ✓ 日本 🔐' },
@@ -93,7 +98,11 @@ describe('against @phase.dev/phase-node 3.1.1', () => {
       const official = new Phase(emulator.tokens[kind], emulator.url);
       await bounded(official.init());
       const theirs = await bounded(official.get({ appId, envName: 'Production' }));
-      const mine = await ourClient(emulator.tokens[kind]).getSecrets({ appId, env: 'Production', recursive: true });
+      const mine = await ourClient(emulator.tokens[kind]).getSecrets({
+        appId,
+        env: 'Production',
+        recursive: true,
+      });
       expect(normalise(theirs)).toEqual(normalise([...mine]));
       // And both equal what the seed holds, references resolved.
       expect(Object.fromEntries(mine.map((s) => [s.key, s.value]))).toMatchObject({
@@ -115,7 +124,9 @@ describe('against @phase.dev/phase-node 3.1.1', () => {
       normalise([...(await mine.getSecrets({ appId, env: 'production', path: '/backend/cache' }))]),
     );
     const one = await bounded(official.get({ appId, envName: 'Production', key: 'API_KEY' }));
-    expect(normalise(one)).toEqual(normalise([await mine.getSecret({ appId, env: 'Production', key: 'API_KEY' })]));
+    expect(normalise(one)).toEqual(
+      normalise([await mine.getSecret({ appId, env: 'Production', key: 'API_KEY' })]),
+    );
   });
 
   it('what the official client creates, our SDK reads back (and the reverse)', async () => {
@@ -141,7 +152,11 @@ describe('against @phase.dev/phase-node 3.1.1', () => {
     });
     expect(read.find((s) => s.key === 'IN_FOLDER')).toMatchObject({ value: 'f', path: '/made' });
 
-    await mine.createSecrets({ appId, env: 'Staging', secrets: [{ key: 'made_by_us', value: 'u\n"1"', tags: ['y'] }] });
+    await mine.createSecrets({
+      appId,
+      env: 'Staging',
+      secrets: [{ key: 'made_by_us', value: 'u\n"1"', tags: ['y'] }],
+    });
     const theirs = await bounded(official.get({ appId, envName: 'Staging', key: 'MADE_BY_US' }));
     expect(normalise(theirs)).toEqual([{ key: 'MADE_BY_US', value: 'u\n"1"', path: '/', tags: ['y'] }]);
   });

@@ -43,7 +43,12 @@ function watch(options = {}) {
 
 beforeAll(async () => {
   emulator = await startEmulator({ seed });
-  client = new PhaseClient({ token: emulator.tokens.serviceAccount, host: emulator.url, env: {}, retries: 0 });
+  client = new PhaseClient({
+    token: emulator.tokens.serviceAccount,
+    host: emulator.url,
+    env: {},
+    retries: 0,
+  });
 });
 afterEach(async () => {
   await Promise.all(watches.splice(0).map((w) => w.close()));

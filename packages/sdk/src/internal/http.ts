@@ -55,7 +55,8 @@ export class Transport {
     this.#options = options;
     this.#ownsDispatcher = options.dispatcher === undefined;
     this.#dispatcher =
-      options.dispatcher ?? new Agent({ keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000, connections: 8 });
+      options.dispatcher ??
+      new Agent({ keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000, connections: 8 });
   }
 
   /** Sends a request and returns the parsed JSON body (`undefined` for an empty body). */
@@ -76,14 +77,22 @@ export class Transport {
       const retryable =
         idempotent &&
         attempt < this.#options.retries &&
-        (failure.code === ErrorCode.NETWORK || failure.code === ErrorCode.RATE_LIMITED || failure.code === ErrorCode.TIMEOUT) &&
+        (failure.code === ErrorCode.NETWORK ||
+          failure.code === ErrorCode.RATE_LIMITED ||
+          failure.code === ErrorCode.TIMEOUT) &&
         (failure.status === undefined || RETRYABLE_STATUS.has(failure.status) || failure.status === 200);
       if (!retryable) throw failure;
       const delay = this.#delay(attempt, failure.retryAfterMs);
       // Waiting past the deadline would only turn a clear error into a vague timeout.
       if (delay === undefined || Date.now() + delay >= deadline) throw failure;
       this.#options.logger.debug(
-        { route: spec.route, attempt: attempt + 1, code: failure.code, status: failure.status, delayMs: delay },
+        {
+          route: spec.route,
+          attempt: attempt + 1,
+          code: failure.code,
+          status: failure.status,
+          delayMs: delay,
+        },
         'retrying Phase request',
       );
       try {
@@ -145,16 +154,24 @@ export class Transport {
       if (attemptSignal.aborted) {
         if (!signal.aborted && perAttempt.aborted) {
           return Promise.reject(
-            new PhaseError(ErrorCode.TIMEOUT, `Phase did not answer ${spec.route} within ${this.#options.timeoutMs} ms`, {
-              cause: error,
-            }),
+            new PhaseError(
+              ErrorCode.TIMEOUT,
+              `Phase did not answer ${spec.route} within ${this.#options.timeoutMs} ms`,
+              {
+                cause: error,
+              },
+            ),
           );
         }
         throw this.#abortError(spec, signal, total, error);
       }
-      throw new PhaseError(ErrorCode.NETWORK, `could not reach Phase at ${url.origin}: ${describeNetworkError(error)}`, {
-        cause: this.#scrub(error),
-      });
+      throw new PhaseError(
+        ErrorCode.NETWORK,
+        `could not reach Phase at ${url.origin}: ${describeNetworkError(error)}`,
+        {
+          cause: this.#scrub(error),
+        },
+      );
     }
     this.#options.onResponse?.(spec.route, statusCode);
     if (statusCode >= 200 && statusCode < 300) {
@@ -162,9 +179,13 @@ export class Transport {
       try {
         return JSON.parse(text) as unknown;
       } catch {
-        throw new PhaseError(ErrorCode.NETWORK, `Phase answered ${spec.route} with a malformed body (not JSON)`, {
-          status: 200,
-        });
+        throw new PhaseError(
+          ErrorCode.NETWORK,
+          `Phase answered ${spec.route} with a malformed body (not JSON)`,
+          {
+            status: 200,
+          },
+        );
       }
     }
     throw this.#statusError(spec.route, statusCode, text, retryAfter);
@@ -186,14 +207,18 @@ export class Transport {
     const detail = this.#serverMessage(text);
     const suffix = detail ? `: ${detail}` : '';
     const opts = { status };
-    if (status === 401) return new PhaseError(ErrorCode.UNAUTHORIZED, `Phase rejected the token (401)${suffix}`, opts);
+    if (status === 401)
+      return new PhaseError(ErrorCode.UNAUTHORIZED, `Phase rejected the token (401)${suffix}`, opts);
     // The tokens route answers 403 for an unknown, expired or revoked token (protocol 3.2).
     if (status === 403 && route === 'tokens') {
       return new PhaseError(ErrorCode.UNAUTHORIZED, `Phase rejected the token (403)${suffix}`, opts);
     }
-    if (status === 403) return new PhaseError(ErrorCode.FORBIDDEN, `Phase refused access (403)${suffix}`, opts);
-    if (status === 404) return new PhaseError(ErrorCode.NOT_FOUND, `Phase found no such resource (404)${suffix}`, opts);
-    if (status === 409) return new PhaseError(ErrorCode.CONFLICT, `Phase reported a conflict (409)${suffix}`, opts);
+    if (status === 403)
+      return new PhaseError(ErrorCode.FORBIDDEN, `Phase refused access (403)${suffix}`, opts);
+    if (status === 404)
+      return new PhaseError(ErrorCode.NOT_FOUND, `Phase found no such resource (404)${suffix}`, opts);
+    if (status === 409)
+      return new PhaseError(ErrorCode.CONFLICT, `Phase reported a conflict (409)${suffix}`, opts);
     if (status === 429) {
       const ms = parseRetryAfter(retryAfter);
       return new PhaseError(
@@ -202,8 +227,13 @@ export class Transport {
         ms === undefined ? opts : { ...opts, retryAfterMs: ms },
       );
     }
-    if (status >= 500) return new PhaseError(ErrorCode.NETWORK, `Phase is unavailable (${status})${suffix}`, opts);
-    return new PhaseError(ErrorCode.NETWORK, `Phase rejected the ${route} request (${status})${suffix}`, opts);
+    if (status >= 500)
+      return new PhaseError(ErrorCode.NETWORK, `Phase is unavailable (${status})${suffix}`, opts);
+    return new PhaseError(
+      ErrorCode.NETWORK,
+      `Phase rejected the ${route} request (${status})${suffix}`,
+      opts,
+    );
   }
 
   /** The server's `{"error": "..."}` text, shortened and scrubbed of anything secret. */

@@ -141,7 +141,9 @@ export async function resolveReferences(
 
   const values = await Promise.all(
     secrets.map((s) =>
-      resolveValue(s.value, origin, s.key, [`${folderId(origin.appId, origin.envId, s.path ?? origin.path)}#${s.key}`]),
+      resolveValue(s.value, origin, s.key, [
+        `${folderId(origin.appId, origin.envId, s.path ?? origin.path)}#${s.key}`,
+      ]),
     ),
   );
   return { values, dependencies };

@@ -14,7 +14,8 @@ export interface ParsedToken {
   readonly wrapKey: Uint8Array;
 }
 
-const TOKEN_RE = /^(pss_user:v1|pss_service:v1|pss_service:v2):([0-9a-fA-F]{64}):([0-9a-fA-F]{64}):([0-9a-fA-F]{64}):([0-9a-fA-F]{64})$/;
+const TOKEN_RE =
+  /^(pss_user:v1|pss_service:v1|pss_service:v2):([0-9a-fA-F]{64}):([0-9a-fA-F]{64}):([0-9a-fA-F]{64}):([0-9a-fA-F]{64})$/;
 
 const TYPES: Readonly<Record<string, TokenType>> = {
   'pss_user:v1': 'User',
@@ -28,7 +29,10 @@ const TYPES: Readonly<Record<string, TokenType>> = {
  */
 export function parseToken(token: unknown): ParsedToken {
   if (typeof token !== 'string' || token.length === 0) {
-    throw new PhaseError(ErrorCode.INVALID_TOKEN, 'no Phase token given (set PHASE_SERVICE_TOKEN or pass `token`)');
+    throw new PhaseError(
+      ErrorCode.INVALID_TOKEN,
+      'no Phase token given (set PHASE_SERVICE_TOKEN or pass `token`)',
+    );
   }
   const match = TOKEN_RE.exec(token.trim());
   if (!match) {
@@ -37,7 +41,14 @@ export function parseToken(token: unknown): ParsedToken {
       'the Phase token is malformed: expected pss_service:v1, pss_service:v2 or pss_user:v1 followed by four 64-character hex fields',
     );
   }
-  const [, prefix, tokenValue, publicKey, shareA, wrapKey] = match as unknown as [string, string, string, string, string, string];
+  const [, prefix, tokenValue, publicKey, shareA, wrapKey] = match as unknown as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
   return {
     type: TYPES[prefix]!,
     tokenValue,
