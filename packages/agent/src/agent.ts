@@ -3,7 +3,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { watch as watchFile } from 'chokidar';
 import { EventEmitter } from 'eventemitter3';
 import type { Logger } from 'pino';
-import { PhaseClient, isPhaseError, type ChangeSet, type PhaseClientOptions } from '@phasekit/sdk';
+import {
+  PhaseClient,
+  isPhaseError,
+  type ChangeSet,
+  type PhaseClientOptions,
+  type Secret,
+} from '@phasekit/sdk';
 import { AgentError, AgentErrorCode, type OutputConfig, type SidecarConfig } from './config.js';
 import type { Readiness } from './health.js';
 import type { Metrics } from './metrics.js';
@@ -36,7 +42,12 @@ interface OutputState {
   written: boolean;
   lastSuccess: number | undefined;
   refused: string | undefined;
+  /** Why the latest secrets could not be written (the disk, not the guard); cleared by the next good write. */
+  failed: string | undefined;
 }
+
+/** How long to wait before writing again after a failed write: doubling from the interval, at most this. */
+const MAX_WRITE_RETRY_MS = 30_000;
 
 /**
  * The long-running agent: keeps every output's snapshot current through the SDK's watch (a cheap probe per
@@ -60,6 +71,7 @@ export class Sidecar extends EventEmitter<SidecarEvents> {
       written: false,
       lastSuccess: undefined,
       refused: undefined,
+      failed: undefined,
     }));
   }
 
@@ -68,6 +80,11 @@ export class Sidecar extends EventEmitter<SidecarEvents> {
     for (const s of this.#states) {
       if (s.refused)
         return { ready: false, reason: `output ${s.output.name} refused the latest secrets: ${s.refused}` };
+      if (s.failed)
+        return {
+          ready: false,
+          reason: `output ${s.output.name} could not write the latest secrets: ${s.failed}`,
+        };
       if (!s.written)
         return { ready: false, reason: `waiting for the first snapshot of output ${s.output.name}` };
       const age = now - (s.lastSuccess ?? 0);
@@ -129,7 +146,7 @@ export class Sidecar extends EventEmitter<SidecarEvents> {
   }
 
   async #follow(state: OutputState, client: PhaseClient, signal: AbortSignal): Promise<void> {
-    const { logger, metrics, notifier } = this.#deps;
+    const { logger, metrics } = this.#deps;
     const log = logger.child({ component: 'watcher', output: state.output.name });
     const watch = client.watch(state.output.source, {
       intervalMs: this.#config.intervalMs,
@@ -151,50 +168,73 @@ export class Sidecar extends EventEmitter<SidecarEvents> {
     watch.on('recovered', () => log.info({}, 'Phase answers again'));
 
     for await (const snapshot of watch) {
-      const started = performance.now();
-      try {
-        const result = await applySecrets(state.writer, snapshot.secrets, this.#config, log);
-        const seconds = (performance.now() - started) / 1000;
-        const first = !state.written;
-        state.written = true;
-        state.refused = undefined;
-        state.lastSuccess = Date.now();
-        metrics?.secrets(new Set(snapshot.secrets.map((s) => s.key)).size);
-        metrics?.syncResult(result.changed ? 'success' : 'unchanged', seconds);
-        if (result.changed) {
-          log.info(
-            {
-              version: result.version,
-              added: result.changes.added,
-              removed: result.changes.removed,
-              changed: result.changes.changed,
-            },
-            first ? 'snapshot written' : 'snapshot updated',
-          );
-          this.emit('written', {
-            output: state.output.name,
-            version: result.version,
-            changes: result.changes,
-            first,
-          });
-          if (notifier && (!first || this.#config.notify?.onStart)) {
-            void notifier.notify({ version: result.version, ...result.changes });
-          }
-        } else if (first) {
-          log.info({ version: result.version }, 'snapshot up to date');
-        }
-        if (first && this.#states.every((s) => s.written)) {
-          log.info({ outputs: this.#states.length }, 'ready');
-          this.emit('ready');
-        }
-      } catch (error) {
-        const refused = error instanceof AgentError && error.code === AgentErrorCode.GUARD_REFUSED;
-        metrics?.syncResult(refused ? 'refused' : 'failure', (performance.now() - started) / 1000);
-        if (refused) state.refused = error.message;
-        const code = error instanceof AgentError || isPhaseError(error) ? error.code : 'WRITE';
-        log.error({ code }, (error as Error).message);
-        this.emit('failed', { output: state.output.name, code, message: (error as Error).message });
+      // A failed write (the disk, not the guard) is retried with backoff, or at once when Phase changes again: the
+      // watch delivers a snapshot only once, so without this the output would stay behind until the next change.
+      let secrets = snapshot.secrets;
+      for (let attempt = 0; !(await this.#apply(state, secrets, log)) && !signal.aborted; attempt++) {
+        const wake = new AbortController();
+        const onChange = () => wake.abort();
+        watch.once('change', onChange);
+        const delay = Math.min(this.#config.intervalMs * 2 ** attempt, MAX_WRITE_RETRY_MS);
+        await sleep(delay, undefined, { signal: AbortSignal.any([signal, wake.signal]) }).catch(
+          () => undefined,
+        );
+        watch.off('change', onChange);
+        secrets = watch.current ?? secrets;
       }
+    }
+  }
+
+  /** Writes one output's snapshot; false when the write failed and is worth retrying (not refused by the guard). */
+  async #apply(state: OutputState, secrets: readonly Secret[], log: Logger): Promise<boolean> {
+    const { metrics, notifier } = this.#deps;
+    const started = performance.now();
+    try {
+      const result = await applySecrets(state.writer, secrets, this.#config, log);
+      const seconds = (performance.now() - started) / 1000;
+      const first = !state.written;
+      state.written = true;
+      state.refused = undefined;
+      state.failed = undefined;
+      state.lastSuccess = Date.now();
+      metrics?.secrets(new Set(secrets.map((s) => s.key)).size);
+      metrics?.syncResult(result.changed ? 'success' : 'unchanged', seconds);
+      if (result.changed) {
+        log.info(
+          {
+            version: result.version,
+            added: result.changes.added,
+            removed: result.changes.removed,
+            changed: result.changes.changed,
+          },
+          first ? 'snapshot written' : 'snapshot updated',
+        );
+        this.emit('written', {
+          output: state.output.name,
+          version: result.version,
+          changes: result.changes,
+          first,
+        });
+        if (notifier && (!first || this.#config.notify?.onStart)) {
+          void notifier.notify({ version: result.version, ...result.changes });
+        }
+      } else if (first) {
+        log.info({ version: result.version }, 'snapshot up to date');
+      }
+      if (first && this.#states.every((s) => s.written)) {
+        log.info({ outputs: this.#states.length }, 'ready');
+        this.emit('ready');
+      }
+      return true;
+    } catch (error) {
+      const refused = error instanceof AgentError && error.code === AgentErrorCode.GUARD_REFUSED;
+      metrics?.syncResult(refused ? 'refused' : 'failure', (performance.now() - started) / 1000);
+      if (refused) state.refused = error.message;
+      else state.failed = (error as Error).message;
+      const code = error instanceof AgentError || isPhaseError(error) ? error.code : 'WRITE';
+      log.error({ code }, (error as Error).message);
+      this.emit('failed', { output: state.output.name, code, message: (error as Error).message });
+      return refused;
     }
   }
 

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { constants as osConstants } from 'node:os';
 import type { Logger } from 'pino';
-import type { PhaseClientOptions, Secret } from '@phasekit/sdk';
+import type { PhaseClientOptions, Secret, WatchSnapshot } from '@phasekit/sdk';
 import { AgentError, AgentErrorCode, type RunConfig } from './config.js';
 import { clientFor } from './commands.js';
 import { guardReason, toEntries } from './sync.js';
@@ -16,6 +16,9 @@ export const RELAYED_SIGNALS: readonly NodeJS.Signals[] = [
   'SIGUSR1',
   'SIGUSR2',
 ];
+
+/** Signals that, arriving while no child runs (before the first start, during a restart), stop `run`. */
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGQUIT'];
 
 /** How `run` learns of signals sent to the agent; the CLI wires it to `process`. */
 export type SignalSource = (handler: (signal: NodeJS.Signals) => void) => () => void;
@@ -71,7 +74,11 @@ export async function runCommand(config: RunConfig, deps: RunDeps, signal: Abort
   const [file, ...args] = config.run.command;
   if (file === undefined) throw new AgentError(AgentErrorCode.WRITE, 'no command given after --');
   const stopWatch = new AbortController();
+  // Set by a stop signal: no (new) child may start after it, and a pending fetch is abandoned.
+  const stopping = new AbortController();
   let child: ChildProcess | undefined;
+  /** How many secrets the running child was given: the guard's reference for a change. */
+  let childKeys: number | undefined;
   let restarting = false;
   let finish: (code: number) => void = () => {};
   let fail: (error: unknown) => void = () => {};
@@ -81,10 +88,12 @@ export async function runCommand(config: RunConfig, deps: RunDeps, signal: Abort
   });
 
   const start = (secrets: readonly Secret[]): void => {
+    if (stopping.signal.aborted) return;
     const reason = guardReason(toEntries(secrets).length, undefined, config);
     if (reason !== undefined) throw new AgentError(AgentErrorCode.GUARD_REFUSED, reason);
     const proc = spawn(file, args, { env: childEnv(deps.env, secrets), stdio: 'inherit', shell: false });
     child = proc;
+    childKeys = toEntries(secrets).length;
     proc.on('error', (error: NodeJS.ErrnoException) => {
       if (proc === child)
         fail(new AgentError(AgentErrorCode.WRITE, `could not start ${file}: ${error.code ?? 'error'}`));
@@ -95,7 +104,7 @@ export async function runCommand(config: RunConfig, deps: RunDeps, signal: Abort
       log.info({ code, signal: sig }, 'the command exited');
       finish(exitCodeOf(code, sig));
     });
-    log.info({ command: file, pid: proc.pid, secrets: toEntries(secrets).length }, 'started the command');
+    log.info({ command: file, pid: proc.pid, keys: childKeys }, 'started the command');
   };
 
   const restart = async (old: ChildProcess, secrets: readonly Secret[]): Promise<void> => {
@@ -103,10 +112,12 @@ export async function runCommand(config: RunConfig, deps: RunDeps, signal: Abort
     const exited = once(old, 'exit');
     old.kill('SIGTERM');
     const timer = setTimeout(() => old.kill('SIGKILL'), deps.killAfterMs ?? 10_000);
-    await exited;
+    const [code, sig] = (await exited) as [number | null, NodeJS.Signals | null];
     clearTimeout(timer);
     try {
-      start(secrets);
+      // Asked to stop while the old child was going: end with its exit instead of starting a new one.
+      if (stopping.signal.aborted) finish(exitCodeOf(code, sig));
+      else start(secrets);
     } catch (error) {
       fail(error);
     } finally {
@@ -115,31 +126,59 @@ export async function runCommand(config: RunConfig, deps: RunDeps, signal: Abort
   };
 
   const unsubscribe = deps.signals((sig) => {
-    if (child?.exitCode === null && child.signalCode === null) child.kill(sig);
+    const running = child !== undefined && child.exitCode === null && child.signalCode === null;
+    if (STOP_SIGNALS.includes(sig) && !stopping.signal.aborted) {
+      stopping.abort();
+      // Without a running child (still fetching, or between two children) nobody else would end the run.
+      if (!running && !restarting) {
+        log.info({ signal: sig }, 'stopping before the command started');
+        finish(exitCodeOf(null, sig));
+      }
+    }
+    if (running) child?.kill(sig);
   });
   try {
-    const deadline = AbortSignal.any([signal, AbortSignal.timeout(config.timeoutMs)]);
+    const deadline = AbortSignal.any([signal, stopping.signal, AbortSignal.timeout(config.timeoutMs)]);
     const onChange = config.run.onChange;
+    try {
+      await startFirst(deadline, onChange);
+    } catch (error) {
+      if (!stopping.signal.aborted) throw error;
+    }
+    return await finished;
+  } finally {
+    unsubscribe();
+    stopWatch.abort();
+    await client.close();
+  }
+
+  async function startFirst(deadline: AbortSignal, onChange: RunConfig['run']['onChange']): Promise<void> {
     if (onChange.action === 'none') {
       start(await client.getSecrets(config.source, { signal: deadline }));
     } else {
       const watch = client.watch(config.source, {
         intervalMs: config.intervalMs,
-        signal: AbortSignal.any([signal, stopWatch.signal]),
+        signal: AbortSignal.any([signal, stopWatch.signal, stopping.signal]),
       });
       watch.on('error', (e) => log.warn({ code: e.code }, e.message));
-      const first = await Promise.race([
+      const first: IteratorResult<WatchSnapshot, undefined> = await Promise.race([
         watch[Symbol.asyncIterator]().next(),
         new Promise<never>((_, reject) =>
           watch.once('error', (e) => (watch.current ? undefined : reject(e))),
         ),
       ]);
-      if (!first.value) throw new AgentError(AgentErrorCode.WRITE, 'stopped before the secrets were read');
+      if (first.done) throw new AgentError(AgentErrorCode.WRITE, 'stopped before the secrets were read');
       start(first.value.secrets);
       watch.on('change', (changes) => {
         const current = child;
         const secrets = watch.current;
-        if (!current || !secrets || restarting) return;
+        if (!current || !secrets || restarting || stopping.signal.aborted) return;
+        // An empty or sharply shrunken set must not replace the running child's environment.
+        const refused = guardReason(toEntries(secrets).length, childKeys, config);
+        if (refused !== undefined) {
+          log.error({ code: AgentErrorCode.GUARD_REFUSED }, `${refused}; the command keeps running`);
+          return;
+        }
         log.info(
           { added: changes.added, removed: changes.removed, changed: changes.changed },
           'secrets changed',
@@ -148,10 +187,5 @@ export async function runCommand(config: RunConfig, deps: RunDeps, signal: Abort
         else void restart(current, secrets);
       });
     }
-    return await finished;
-  } finally {
-    unsubscribe();
-    stopWatch.abort();
-    await client.close();
   }
 }

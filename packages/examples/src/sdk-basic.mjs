@@ -16,6 +16,7 @@ const secrets = await phase.getSecrets({ app, env });
 console.log(`read ${secrets.length} secrets from ${app}/${env}: ${secrets.map((s) => s.key).join(', ')}`);
 
 const watch = phase.watch({ app, env }, { intervalMs: 500 });
+await watch[Symbol.asyncIterator]().next(); // the first snapshot: changes are reported from here on
 watch.on('change', (c) =>
   console.log(`changed: added [${c.added}] removed [${c.removed}] changed [${c.changed}]`),
 );

@@ -138,6 +138,18 @@ describe('fault matrix', () => {
     expect(ms).toBeLessThan(1_000);
   });
 
+  it("a caller's AbortSignal.timeout ends TIMEOUT, not ABORTED", async () => {
+    emulator.fault({ route: 'tokens', delayMs: 3_000 });
+    const { error, ms } = await outcome(
+      client(emulator.url, { timeoutMs: 5_000 }).getSecrets(
+        { app: 'shop', env: 'Production' },
+        { signal: AbortSignal.timeout(200) },
+      ),
+    );
+    expect(error.code).toBe('TIMEOUT');
+    expect(ms).toBeLessThan(1_000);
+  });
+
   it('a revoked token ends UNAUTHORIZED', async () => {
     const other = await startEmulator({ state: emulator.snapshot() });
     try {

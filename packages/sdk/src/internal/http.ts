@@ -200,6 +200,16 @@ export class Transport {
       );
     }
     const reason: unknown = spec.signal?.reason ?? signal.reason;
+    // A caller's AbortSignal.timeout() is a deadline, not a cancellation: report it as one.
+    if (reason instanceof DOMException && reason.name === 'TimeoutError') {
+      return new PhaseError(
+        ErrorCode.TIMEOUT,
+        `Phase ${spec.route} request did not complete within the caller's deadline`,
+        {
+          cause: reason,
+        },
+      );
+    }
     return new PhaseError(ErrorCode.ABORTED, `Phase ${spec.route} request was aborted`, { cause: reason });
   }
 
