@@ -44,6 +44,8 @@ interface OutputState {
   refused: string | undefined;
   /** Why the latest secrets could not be written (the disk, not the guard); cleared by the next good write. */
   failed: string | undefined;
+  /** How long the poll that fetched the pending snapshot took. */
+  pollMs: number;
 }
 
 /** How long to wait before writing again after a failed write: doubling from the interval, at most this. */
@@ -72,6 +74,7 @@ export class Sidecar extends EventEmitter<SidecarEvents> {
       lastSuccess: undefined,
       refused: undefined,
       failed: undefined,
+      pollMs: 0,
     }));
   }
 
@@ -153,9 +156,11 @@ export class Sidecar extends EventEmitter<SidecarEvents> {
       staleAfterMs: this.#config.staleAfterMs,
       signal,
     });
-    watch.on('polled', ({ changed }) => {
+    watch.on('polled', ({ changed, durationMs }) => {
       state.lastSuccess = Date.now();
-      if (!changed) metrics?.syncResult('unchanged', 0);
+      // A changed poll is counted once its snapshot is applied, with the write's time added.
+      if (changed) state.pollMs = durationMs;
+      else metrics?.syncResult('unchanged', durationMs / 1000);
     });
     watch.on('error', (error) => {
       metrics?.syncResult('failure', 0);
@@ -188,7 +193,8 @@ export class Sidecar extends EventEmitter<SidecarEvents> {
   /** Writes one output's snapshot; false when the write failed and is worth retrying (not refused by the guard). */
   async #apply(state: OutputState, secrets: readonly Secret[], log: Logger): Promise<boolean> {
     const { metrics, notifier } = this.#deps;
-    const started = performance.now();
+    const started = performance.now() - state.pollMs;
+    state.pollMs = 0;
     try {
       const result = await applySecrets(state.writer, secrets, this.#config, log);
       const seconds = (performance.now() - started) / 1000;

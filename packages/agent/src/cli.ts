@@ -5,7 +5,16 @@ import type { Logger } from 'pino';
 import { isPhaseError } from '@phasekit/sdk';
 import { Sidecar } from './agent.js';
 import { runExport, runOnce } from './commands.js';
-import { COMMANDS, USAGE, exitCodeFor, isAgentError, isCommand, loadConfig, wantsHelp, type AgentConfig } from './config.js';
+import {
+  COMMANDS,
+  USAGE,
+  exitCodeFor,
+  isAgentError,
+  isCommand,
+  loadConfig,
+  wantsHelp,
+  type AgentConfig,
+} from './config.js';
 import { startHealthServer } from './health.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
@@ -95,9 +104,10 @@ async function execute(config: AgentConfig, logger: Logger, controller: AbortCon
             ...(config.notify.process ? { processName: config.notify.process } : {}),
             ...(config.notify.http ? { http: config.notify.http } : {}),
             ...(config.notify.exec ? { exec: config.notify.exec } : {}),
-            env: process.env,
+            // The hook needs neither the token nor where it lives.
+            env: { ...process.env, PHASE_SERVICE_TOKEN: undefined, PHASE_TOKEN_FILE: undefined },
             debounceMs: config.notify.debounceMs,
-            logger: logger.child({ component: 'signal' }),
+            logger: logger.child({ component: 'notify' }),
             metrics: (method, result) => metrics.notification(method, result),
           })
         : undefined;
@@ -112,7 +122,6 @@ async function execute(config: AgentConfig, logger: Logger, controller: AbortCon
             signal: controller.signal,
           })
         : undefined;
-      if (health) logger.info({ url: health.url }, 'health server listening');
       try {
         await sidecar.run(controller.signal);
       } finally {
@@ -136,7 +145,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (!isCommand(command)) {
-    write(process.stderr, `phasekit: unknown command '${command}' (commands: ${COMMANDS.join(', ')}); see phasekit --help`);
+    write(
+      process.stderr,
+      `phasekit: unknown command '${command}' (commands: ${COMMANDS.join(', ')}); see phasekit --help`,
+    );
     return 2;
   }
   if (wantsHelp(rest)) {

@@ -1,7 +1,13 @@
 import type { Logger } from 'pino';
 import { PhaseClient, formatSecrets, type PhaseClientOptions } from '@phasekit/sdk';
-import type { AgentConfig, ExportConfig, OnceConfig } from './config.js';
-import { applySecrets, toEntries, writerFor } from './sync.js';
+import {
+  AgentError,
+  AgentErrorCode,
+  type AgentConfig,
+  type ExportConfig,
+  type OnceConfig,
+} from './config.js';
+import { applySecrets, guardReason, toEntries, writerFor } from './sync.js';
 
 /** A client for a loaded configuration. */
 export function clientFor(
@@ -57,8 +63,14 @@ export async function runExport(
   const client = clientFor(config, deps.logger, deps.clientOptions);
   try {
     const signal = AbortSignal.any([deps.signal, AbortSignal.timeout(config.timeoutMs)]);
-    const secrets = await client.getSecrets(config.source, { signal });
-    return formatSecrets(toEntries(secrets), config.format);
+    const entries = toEntries(await client.getSecrets(config.source, { signal }));
+    // An empty document piped into a config file wipes it as surely as an empty snapshot would.
+    const reason = guardReason(entries.length, undefined, {
+      allowEmpty: config.allowEmpty,
+      shrinkThreshold: 0,
+    });
+    if (reason !== undefined) throw new AgentError(AgentErrorCode.GUARD_REFUSED, reason);
+    return formatSecrets(entries, config.format);
   } finally {
     await client.close();
   }

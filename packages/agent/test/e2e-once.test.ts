@@ -281,6 +281,16 @@ describe('phasekit export', () => {
       stdoutCarriesValues: true,
     });
 
+  it('refuses an empty environment with exit 7 and prints nothing, unless --allow-empty', async () => {
+    const args = ['export', ...source(), '--env', 'Staging', '--format', 'dotenv'];
+    const refused = await runCli(args, { token: token(), stdoutCarriesValues: true });
+    expect(refused.code, refused.stderr).toBe(7);
+    expect(refused.stdout).toBe('');
+    const allowed = await runCli([...args, '--allow-empty'], { token: token(), stdoutCarriesValues: true });
+    expect(allowed.code, allowed.stderr).toBe(0);
+    expect(allowed.stdout).toBe('\n');
+  });
+
   it('--format json parses back to the exact values', async () => {
     const r = await exportAs('json');
     expect(r.code, r.stderr).toBe(0);

@@ -258,24 +258,27 @@ describe('snapshot changes', () => {
     expect(JSON.parse(await readFile(join(out, '.phasekit.json'), 'utf8')).keys).toContain('.phasekit.json');
   });
 
-  it('leaves the previous snapshot byte-identical when a format cannot represent the new content', async () => {
-    const w = writer({ formats: ['files', 'shell'] });
+  it('refuses a key a format cannot represent for that format alone, and writes the rest', async () => {
+    const w = writer({ formats: ['files', 'shell', 'json'] });
     await w.write(entries({ GOOD: 'g' }));
-    const before = await tree();
 
-    const failure = w.write(entries({ GOOD: 'g2', 'NOT-AN-IDENTIFIER': CANARY }));
+    const result = await w.write(entries({ GOOD: 'g2', 'NOT-AN-IDENTIFIER': CANARY }));
 
-    await expect(failure).rejects.toBeInstanceOf(PhaseError);
-    await expect(failure).rejects.toMatchObject({
-      code: 'CONFIG',
-      message: expect.stringContaining('NOT-AN-IDENTIFIER'),
+    expect(result).toMatchObject({ changed: true, version: 2 });
+    expect(result.refusedKeys).toEqual([
+      {
+        key: 'NOT-AN-IDENTIFIER',
+        format: 'shell',
+        reason: expect.stringContaining('NOT-AN-IDENTIFIER') as unknown,
+      },
+    ]);
+    expect(JSON.stringify(result.refusedKeys)).not.toContain(CANARY);
+    expect(await readFile(join(out, 'secrets.sh'), 'utf8')).toBe("export GOOD='g2'\n");
+    expect(JSON.parse(await readFile(join(out, 'secrets.json'), 'utf8'))).toEqual({
+      GOOD: 'g2',
+      'NOT-AN-IDENTIFIER': CANARY,
     });
-    await expect(failure).rejects.not.toMatchObject({ message: expect.stringContaining(CANARY) });
-    expect(await tree()).toEqual(before);
-    expect(await w.current()).toMatchObject({ version: 1, keys: ['GOOD'] });
-
-    // The writer is still usable afterwards.
-    expect(await w.write(entries({ GOOD: 'g2' }))).toMatchObject({ changed: true, version: 2 });
+    expect(await readFile(join(out, 'NOT-AN-IDENTIFIER'), 'utf8')).toBe(CANARY);
   });
 
   it('refuses duplicate keys without touching the disk', async () => {

@@ -36,8 +36,8 @@ export interface WatchSnapshot {
 export interface WatchEvents {
   /** The secrets changed; names only. Not emitted for the first read. */
   change: [changes: ChangeSet];
-  /** A poll succeeded; `changed` tells whether it found (and fetched) a change. */
-  polled: [info: { changed: boolean }];
+  /** A poll succeeded; `changed` tells whether it found (and fetched) a change; `durationMs` covers both. */
+  polled: [info: { changed: boolean; durationMs: number }];
   /** A probe or fetch failed; the watch keeps the last good secrets and retries. */
   error: [error: PhaseError];
   /** No successful probe for `staleAfterMs`. */
@@ -162,6 +162,7 @@ export class SecretsWatch extends EventEmitter<WatchEvents> implements AsyncIter
     let failures = 0;
     while (!signal.aborted) {
       let delay: number;
+      const started = performance.now();
       try {
         const probed = await this.#source.probe(signal);
         const changed = stamps === undefined || [...stamps].some(([env, at]) => probed.get(env) !== at);
@@ -183,7 +184,7 @@ export class SecretsWatch extends EventEmitter<WatchEvents> implements AsyncIter
         }
         failures = 0;
         this.#lastSuccess = new Date();
-        this.emit('polled', { changed });
+        this.emit('polled', { changed, durationMs: performance.now() - started });
         if (this.#stale) {
           this.#stale = false;
           this.emit('recovered');

@@ -82,9 +82,11 @@ export interface WriteOptions {
   readonly updatedAt?: string;
 }
 
-/** A key left out of the `files` format, and why. The other formats still contain it. */
+/** A key left out of one format, and why. The other formats still contain it. */
 export interface RefusedKey {
   readonly key: string;
+  /** The format that cannot hold it: `files` for an unsafe file name, or a rendered format. */
+  readonly format: SnapshotFormat;
   /** Names the key, never its value. */
   readonly reason: string;
 }
@@ -269,6 +271,7 @@ export class SnapshotWriter {
     await this.#init();
     const sorted = sortEntries(entries);
     const refusedKeys = this.#formats.includes('files') ? refuse(sorted) : [];
+    // The manifest's refusedKeys tells readers which keys have no file of their own.
     const refusedNames = new Set(refusedKeys.map((refused) => refused.key));
     const sha256 = this.#hash(sorted);
     const current = this.#current;
@@ -291,7 +294,10 @@ export class SnapshotWriter {
       for (const { key, value } of sorted) if (!refusedNames.has(key)) files.set(key, value);
     }
     for (const format of this.#formats) {
-      if (format !== 'files') files.set(FORMAT_FILE_NAMES[format], formatSecrets(sorted, format));
+      if (format === 'files') continue;
+      const rendered = render(sorted, format);
+      files.set(FORMAT_FILE_NAMES[format], rendered.text);
+      refusedKeys.push(...rendered.refused);
     }
     const manifest: SnapshotManifest = {
       version: this.#lastVersion + 1,
@@ -314,9 +320,12 @@ export class SnapshotWriter {
     this.#needsRepair = true;
     await this.#repair(this.#current);
 
-    for (const refused of refusedKeys) this.#log.warn({ key: refused.key, dir: this.#dir }, refused.reason);
+    for (const refused of refusedKeys) {
+      this.#log.error({ key: refused.key, format: refused.format, dir: this.#dir }, refused.reason);
+    }
     const changes = diff(previous?.values, sorted);
-    this.#log.info(
+    // The caller reports the write; this line is for debugging the writer itself.
+    this.#log.debug(
       {
         dir: this.#dir,
         version: manifest.version,
@@ -584,9 +593,37 @@ function refuse(sorted: readonly SecretEntry[]): RefusedKey[] {
   const refused: RefusedKey[] = [];
   for (const { key } of sorted) {
     const reason = unsafeKeyReason(key);
-    if (reason !== undefined) refused.push({ key, reason: `${reason}; left out of the files format` });
+    if (reason !== undefined)
+      refused.push({ key, format: 'files', reason: `${reason}; left out of the files format` });
   }
   return refused;
+}
+
+/**
+ * Renders one format. A key the format cannot hold (a name dotenv cannot write, a value with a NUL for
+ * shell) is left out of that format alone, with the formatter's reason, rather than failing the snapshot.
+ */
+function render(
+  sorted: readonly SecretEntry[],
+  format: OutputFormat,
+): { text: string; refused: RefusedKey[] } {
+  try {
+    return { text: formatSecrets(sorted, format), refused: [] };
+  } catch (error) {
+    if (!(error instanceof PhaseError) || error.code !== ErrorCode.CONFIG) throw error;
+  }
+  const refused: RefusedKey[] = [];
+  const kept = sorted.filter((entry) => {
+    try {
+      formatSecrets([entry], format);
+      return true;
+    } catch (error) {
+      if (!(error instanceof PhaseError) || error.code !== ErrorCode.CONFIG) throw error;
+      refused.push({ key: entry.key, format, reason: `${error.message}; left out of the ${format} format` });
+      return false;
+    }
+  });
+  return { text: formatSecrets(kept, format), refused };
 }
 
 function diff(
