@@ -196,7 +196,7 @@ export class Sidecar extends EventEmitter<SidecarEvents> {
     const started = performance.now() - state.pollMs;
     state.pollMs = 0;
     try {
-      const result = await applySecrets(state.writer, secrets, this.#config, log);
+      const result = await applySecrets(state.writer, secrets, this.#config);
       const seconds = (performance.now() - started) / 1000;
       const first = !state.written;
       state.written = true;

@@ -39,7 +39,7 @@ export async function runOnce(
     for (const output of config.outputs) {
       const log = deps.logger.child({ component: 'once', output: output.name });
       const secrets = await client.getSecrets(output.source, { signal: deadline });
-      const result = await applySecrets(writerFor(output, config.host, deps.logger), secrets, config, log);
+      const result = await applySecrets(writerFor(output, config.host, deps.logger), secrets, config);
       log.info(
         {
           version: result.version,

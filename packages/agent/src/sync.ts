@@ -63,13 +63,12 @@ export function writerFor(output: OutputConfig, host: string, logger: Logger): S
 
 /**
  * Checks the guard and writes one snapshot. Throws AgentError GUARD_REFUSED without touching the disk when
- * the set is refused; keys refused for the `files` format are logged, the rest is written.
+ * the set is refused. Keys a format cannot hold are left out of it (the writer logs them); the rest is written.
  */
 export async function applySecrets(
   writer: SnapshotWriter,
   secrets: readonly Secret[],
   guard: GuardOptions,
-  logger: Logger,
 ): Promise<WriteResult> {
   const entries = toEntries(secrets);
   const previous = (await writer.current())?.keys.length;

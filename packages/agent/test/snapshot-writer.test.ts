@@ -14,7 +14,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { PhaseError, readSecretsDir } from '@phasekit/sdk';
+import { readSecretsDir } from '@phasekit/sdk';
 import type { SecretEntry } from '@phasekit/sdk';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
