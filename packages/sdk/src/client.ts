@@ -10,8 +10,20 @@ import {
   toHex,
 } from './internal/crypto.js';
 import { Transport, type Route } from './internal/http.js';
-import { folderId, normalisePath, resolveReferences, type RawValue, type ResolverHost } from './internal/references.js';
-import { Session, parseTokensResponse, type AppRecord, type EnvKeys, type EnvRecord } from './internal/session.js';
+import {
+  folderId,
+  normalisePath,
+  resolveReferences,
+  type RawValue,
+  type ResolverHost,
+} from './internal/references.js';
+import {
+  Session,
+  parseTokensResponse,
+  type AppRecord,
+  type EnvKeys,
+  type EnvRecord,
+} from './internal/session.js';
 import { parseToken, type ParsedToken } from './internal/token.js';
 import { SecretsWatch, type WatchOptions, type WatchSource } from './watch.js';
 import type { AppInfo, CallOptions, Logger, Secret, SecretsQuery } from './types.js';
@@ -115,7 +127,10 @@ const KNOWN_OPTIONS = new Set([
 function positiveInteger(name: string, value: unknown, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-    throw new PhaseError(ErrorCode.CONFIG, `option ${name} must be an integer >= ${min} (got a ${typeof value})`);
+    throw new PhaseError(
+      ErrorCode.CONFIG,
+      `option ${name} must be an integer >= ${min} (got a ${typeof value})`,
+    );
   }
   return value;
 }
@@ -182,7 +197,8 @@ export class PhaseClient {
 
   constructor(options: PhaseClientOptions = {}) {
     for (const name of Object.keys(options)) {
-      if (!KNOWN_OPTIONS.has(name)) throw new PhaseError(ErrorCode.CONFIG, `unknown PhaseClient option ${name}`);
+      if (!KNOWN_OPTIONS.has(name))
+        throw new PhaseError(ErrorCode.CONFIG, `unknown PhaseClient option ${name}`);
     }
     const env = options.env ?? process.env;
     this.#token = parseToken(options.token ?? readEnv(env, 'PHASE_SERVICE_TOKEN'));
@@ -219,7 +235,12 @@ export class PhaseClient {
       id: app.id,
       name: app.name,
       encryption: app.encryption,
-      environments: app.environments.map((e) => ({ id: e.id, name: e.name, envType: e.envType, updatedAt: e.updatedAt })),
+      environments: app.environments.map((e) => ({
+        id: e.id,
+        name: e.name,
+        envType: e.envType,
+        updatedAt: e.updatedAt,
+      })),
     }));
   }
 
@@ -229,7 +250,10 @@ export class PhaseClient {
   }
 
   /** Reads one secret by key; `NOT_FOUND` when it does not exist at that path. */
-  async getSecret(query: Omit<SecretsQuery, 'keys'> & { key: string }, options: CallOptions = {}): Promise<Secret> {
+  async getSecret(
+    query: Omit<SecretsQuery, 'keys'> & { key: string },
+    options: CallOptions = {},
+  ): Promise<Secret> {
     const { key, ...rest } = query;
     const [secret] = await this.getSecrets({ ...rest, keys: [key] }, options);
     if (!secret) {
@@ -243,7 +267,10 @@ export class PhaseClient {
   }
 
   /** Creates secrets. Keys are uppercased and digested as uppercase, as the server expects. */
-  async createSecrets(target: EnvTarget & { secrets: readonly NewSecret[] }, options: CallOptions = {}): Promise<void> {
+  async createSecrets(
+    target: EnvTarget & { secrets: readonly NewSecret[] },
+    options: CallOptions = {},
+  ): Promise<void> {
     if (target.secrets.length === 0) return;
     const { app, env } = await this.#target(target, options.signal);
     const keys = this.#session!.keys(env);
@@ -266,13 +293,20 @@ export class PhaseClient {
         type: s.type ?? 'secret',
       };
     });
-    await this.#write('POST', env, { secrets: payload }, options.signal, () =>
-      `creating ${[...seen].map((k) => k.split('#')[1]).join(', ')} in ${app.name}/${env.name}`,
+    await this.#write(
+      'POST',
+      env,
+      { secrets: payload },
+      options.signal,
+      () => `creating ${[...seen].map((k) => k.split('#')[1]).join(', ')} in ${app.name}/${env.name}`,
     );
   }
 
   /** Updates secrets found by key and path. Comments and tags not given are kept. */
-  async updateSecrets(target: EnvTarget & { secrets: readonly SecretUpdate[] }, options: CallOptions = {}): Promise<void> {
+  async updateSecrets(
+    target: EnvTarget & { secrets: readonly SecretUpdate[] },
+    options: CallOptions = {},
+  ): Promise<void> {
     if (target.secrets.length === 0) return;
     const { app, env } = await this.#target(target, options.signal);
     const keys = this.#session!.keys(env);
@@ -297,8 +331,13 @@ export class PhaseClient {
       }
       return item;
     });
-    await this.#write('PUT', env, { secrets: payload }, options.signal, () =>
-      `updating ${target.secrets.map((s) => s.key.toUpperCase()).join(', ')} in ${app.name}/${env.name}`,
+    await this.#write(
+      'PUT',
+      env,
+      { secrets: payload },
+      options.signal,
+      () =>
+        `updating ${target.secrets.map((s) => s.key.toUpperCase()).join(', ')} in ${app.name}/${env.name}`,
     );
   }
 
@@ -315,7 +354,13 @@ export class PhaseClient {
     const ids = found.flatMap((row) => (row ? [row.id] : []));
     const notFound = target.keys.filter((_, i) => !found[i]).map((k) => k.toUpperCase());
     if (ids.length > 0) {
-      await this.#write('DELETE', env, { secrets: ids }, options.signal, () => `deleting secrets in ${app.name}/${env.name}`);
+      await this.#write(
+        'DELETE',
+        env,
+        { secrets: ids },
+        options.signal,
+        () => `deleting secrets in ${app.name}/${env.name}`,
+      );
     }
     return { notFound };
   }
@@ -373,7 +418,10 @@ export class PhaseClient {
 
   /** Fetches the tokens endpoint and merges it into the session (creating it the first time). */
   async #probe(signal: AbortSignal | undefined): Promise<Session> {
-    const [body] = await Promise.all([this.#transport.send({ method: 'GET', route: 'tokens', signal }), cryptoReady()]);
+    const [body] = await Promise.all([
+      this.#transport.send({ method: 'GET', route: 'tokens', signal }),
+      cryptoReady(),
+    ]);
     const parsed = parseTokensResponse(body);
     if (this.#session) {
       this.#session.update(parsed.apps);
@@ -416,7 +464,11 @@ export class PhaseClient {
 
   async #fetchRows(
     env: EnvRecord,
-    filter: { path?: string | undefined; keyDigest?: string | undefined; tags?: readonly string[] | undefined },
+    filter: {
+      path?: string | undefined;
+      keyDigest?: string | undefined;
+      tags?: readonly string[] | undefined;
+    },
     signal: AbortSignal | undefined,
   ): Promise<RawRow[]> {
     const headers: Record<string, string> = { environment: env.id };
@@ -425,7 +477,10 @@ export class PhaseClient {
     if (filter.tags !== undefined && filter.tags.length > 0) headers['tags'] = filter.tags.join(',');
     const body = await this.#transport.send({ method: 'GET', route: 'secrets', headers, signal });
     if (!Array.isArray(body)) {
-      throw new PhaseError(ErrorCode.NETWORK, `Phase sent a malformed secrets response for ${env.appName}/${env.name}`);
+      throw new PhaseError(
+        ErrorCode.NETWORK,
+        `Phase sent a malformed secrets response for ${env.appName}/${env.name}`,
+      );
     }
     const seen = new Set<string>();
     const rows: RawRow[] = [];
@@ -502,23 +557,21 @@ export class PhaseClient {
       values = result.values;
       dependencies = result.dependencies;
     }
-    const secrets = decrypted.map(
-      (d, i): Secret => ({
-        key: d.key,
-        value: values[i]!,
-        comment:
-          query.comments && d.row.comment
-            ? this.#decrypt(d.row.comment, keys, () => `the comment of ${d.key} in ${app.name}/${env.name}`)
-            : '',
-        path: d.row.path,
-        tags: d.row.tags,
-        version: d.row.version,
-        updatedAt: d.row.updatedAt,
-        id: d.row.id,
-        type: d.row.type,
-        overridden: d.overridden,
-      }),
-    );
+    const secrets = decrypted.map((d, i): Secret => ({
+      key: d.key,
+      value: values[i]!,
+      comment:
+        query.comments && d.row.comment
+          ? this.#decrypt(d.row.comment, keys, () => `the comment of ${d.key} in ${app.name}/${env.name}`)
+          : '',
+      path: d.row.path,
+      tags: d.row.tags,
+      version: d.row.version,
+      updatedAt: d.row.updatedAt,
+      id: d.row.id,
+      type: d.row.type,
+      overridden: d.overridden,
+    }));
     return { secrets, dependencies };
   }
 
@@ -529,7 +582,8 @@ export class PhaseClient {
         session.apps
           .find((a) => a.id === appId)
           ?.environments.find((e) => e.name.toLowerCase() === name.toLowerCase())?.id,
-      appsByName: (name) => session.apps.filter((a) => a.name.toLowerCase() === name.toLowerCase()).map((a) => a.id),
+      appsByName: (name) =>
+        session.apps.filter((a) => a.name.toLowerCase() === name.toLowerCase()).map((a) => a.id),
       describe: (_appId, envId) => {
         const env = session.env(envId);
         return env ? `${env.appName}/${env.name}` : 'an unknown environment';
@@ -564,10 +618,14 @@ export class PhaseClient {
         (r) =>
           r.path === path &&
           (r.keyDigest === digest ||
-            (r.keyDigest === undefined && this.#decrypt(r.key, keys, () => `a key name in ${env.name}`) === key)),
+            (r.keyDigest === undefined &&
+              this.#decrypt(r.key, keys, () => `a key name in ${env.name}`) === key)),
       );
       if (!row && !allowMissing) {
-        throw new PhaseError(ErrorCode.NOT_FOUND, `secret ${key} not found in ${env.appName}/${env.name} at path ${path}`);
+        throw new PhaseError(
+          ErrorCode.NOT_FOUND,
+          `secret ${key} not found in ${env.appName}/${env.name} at path ${path}`,
+        );
       }
       return row;
     });
@@ -581,13 +639,23 @@ export class PhaseClient {
     what: () => string,
   ): Promise<void> {
     try {
-      await this.#transport.send({ method, route: 'secrets', headers: { environment: env.id }, body, signal });
+      await this.#transport.send({
+        method,
+        route: 'secrets',
+        headers: { environment: env.id },
+        body,
+        signal,
+      });
     } catch (error) {
       if (error instanceof PhaseError && error.code === ErrorCode.CONFLICT) {
-        throw new PhaseError(ErrorCode.CONFLICT, `${what()}: a secret with that key already exists at that path`, {
-          cause: error,
-          status: 409,
-        });
+        throw new PhaseError(
+          ErrorCode.CONFLICT,
+          `${what()}: a secret with that key already exists at that path`,
+          {
+            cause: error,
+            status: 409,
+          },
+        );
       }
       throw error;
     }
@@ -596,12 +664,19 @@ export class PhaseClient {
 
 type Found = { ok: true; app: AppRecord; env: EnvRecord } | { ok: false; retry: boolean; error: PhaseError };
 
-function findTarget(session: Session, query: { app?: string | undefined; appId?: string | undefined; env: string }): Found {
+function findTarget(
+  session: Session,
+  query: { app?: string | undefined; appId?: string | undefined; env: string },
+): Found {
   if (!query.appId && !query.app) {
     return { ok: false, retry: false, error: new PhaseError(ErrorCode.CONFIG, 'give app (a name) or appId') };
   }
   if (typeof query.env !== 'string' || query.env.length === 0) {
-    return { ok: false, retry: false, error: new PhaseError(ErrorCode.CONFIG, 'give env (an environment name)') };
+    return {
+      ok: false,
+      retry: false,
+      error: new PhaseError(ErrorCode.CONFIG, 'give env (an environment name)'),
+    };
   }
   let candidates: AppRecord[];
   if (query.appId) {
@@ -614,7 +689,11 @@ function findTarget(session: Session, query: { app?: string | undefined; appId?:
   }
   const label = query.appId ? `app id ${query.appId}` : `app ${query.app}`;
   if (candidates.length === 0) {
-    return { ok: false, retry: true, error: new PhaseError(ErrorCode.NOT_FOUND, `${label} is not reachable with this token`) };
+    return {
+      ok: false,
+      retry: true,
+      error: new PhaseError(ErrorCode.NOT_FOUND, `${label} is not reachable with this token`),
+    };
   }
   if (candidates.length > 1) {
     return {
@@ -651,7 +730,8 @@ function parseRow(item: unknown, env: EnvRecord): RawRow {
   const override = r['override'] as Record<string, unknown> | null | undefined;
   const digest = pick('key_digest', 'keyDigest');
   const updatedAt = pick('updated_at', 'updatedAt');
-  const type = typeof r['type'] === 'string' && r['type'] !== 'static' && r['type'] !== '' ? r['type'] : 'secret';
+  const type =
+    typeof r['type'] === 'string' && r['type'] !== 'static' && r['type'] !== '' ? r['type'] : 'secret';
   return {
     id: r['id'],
     key: r['key'],

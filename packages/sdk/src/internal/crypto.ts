@@ -52,13 +52,14 @@ function wasmBackend(s: Wrappers): Backend {
 /* eslint-disable @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-member-access -- untyped addon */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- sodium-native ships no types
 function nativeBackend(n: any): Backend {
+  // sodium-native takes any Uint8Array; wrapping is kept for the rarely used operations only.
   const buf = (u: Uint8Array) => (Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength));
   const pair = (): KxKeyPair => ({ publicKey: Buffer.alloc(32), privateKey: Buffer.alloc(32) });
   return {
     name: 'native',
     serverRx: (own, peer) => {
-      const rx = Buffer.alloc(32);
-      n.crypto_kx_server_session_keys(rx, null, buf(own.publicKey), buf(own.privateKey), buf(peer));
+      const rx = Buffer.allocUnsafe(32);
+      n.crypto_kx_server_session_keys(rx, null, own.publicKey, own.privateKey, peer);
       return rx;
     },
     clientTx: (own, peer) => {
@@ -67,8 +68,9 @@ function nativeBackend(n: any): Backend {
       return tx;
     },
     open: (box, nonce, key) => {
-      const out = Buffer.alloc(box.length - 16);
-      n.crypto_aead_xchacha20poly1305_ietf_decrypt(out, null, buf(box), null, buf(nonce), buf(key));
+      // Fully written on success; discarded when the tag does not verify.
+      const out = Buffer.allocUnsafe(box.length - 16);
+      n.crypto_aead_xchacha20poly1305_ietf_decrypt(out, null, box, null, nonce, key);
       return out;
     },
     seal: (plain, nonce, key) => {
@@ -118,9 +120,11 @@ let ready: Promise<Backend> | undefined;
 function loadNative(): Backend | undefined {
   try {
     // A computed name keeps bundlers from inlining the addon, which must be loaded from node_modules.
+    // Always createRequire: in the ESM bundle esbuild rewrites a bare `require` into a shim that throws
+    // ("Dynamic require is not supported"), which silently fell back to the ~3x slower WASM backend.
+    // tsup's shims give the CJS bundle an import.meta.url too.
     const name = ['sodium', 'native'].join('-');
-    const load = typeof require === 'function' ? require : createRequire(import.meta.url);
-    return nativeBackend(load(name));
+    return nativeBackend(createRequire(import.meta.url)(name));
   } catch {
     return undefined;
   }
@@ -200,8 +204,12 @@ export function decryptAsymmetric(ciphertext: string, own: KxKeyPair, what: stri
   if (!ciphertext.startsWith(PREFIX)) throw decryptError(`${what}: not a ph:v1 ciphertext`);
   const rest = ciphertext.slice(PREFIX.length);
   const sep = rest.indexOf(':');
-  if (sep !== 64 || rest.indexOf(':', sep + 1) !== -1) throw decryptError(`${what}: malformed ph:v1 ciphertext`);
-  const ephemeral = fromHex(rest.slice(0, sep), what);
+  if (sep !== 64 || rest.indexOf(':', sep + 1) !== -1)
+    throw decryptError(`${what}: malformed ph:v1 ciphertext`);
+  // Buffer's hex decoder stops at the first pair that is not hex, so 32 bytes out of 64 characters means all
+  // of them were hex digits (the same rule as fromHex, without its regular expression and copy).
+  const ephemeral = Buffer.from(rest.slice(0, sep), 'hex');
+  if (ephemeral.length !== 32) throw new PhaseError(ErrorCode.DECRYPT, `${what} is not valid hex`);
   const body = Buffer.from(rest.slice(sep + 1), 'base64');
   let rx: Uint8Array;
   try {
@@ -233,7 +241,11 @@ export function reconstructPrivateKey(
   shareA: Uint8Array,
   wrapKey: Uint8Array,
 ): Uint8Array {
-  const shareBText = decryptRaw(fromHex(wrappedKeyShareHex, 'the wrapped key share'), wrapKey, 'the key share');
+  const shareBText = decryptRaw(
+    fromHex(wrappedKeyShareHex, 'the wrapped key share'),
+    wrapKey,
+    'the key share',
+  );
   const shareB = fromHex(Buffer.from(shareBText).toString('latin1'), 'the key share');
   if (shareB.length !== shareA.length) throw decryptError('the key share: wrong length');
   const sk = new Uint8Array(shareA.length);
@@ -256,4 +268,3 @@ export function keyDigest(key: string, saltHex: string): string {
   const salt = encoder.encode(saltHex);
   return toHex(lib().hash(encoder.encode(key), salt.length === 0 ? null : salt));
 }
-
