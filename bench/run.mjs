@@ -8,6 +8,7 @@
 //   PHASEKIT_BENCH_ONLY     comma list of items to run (1..6), for development; the doc then says which ran
 import {
   copyFileSync,
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -30,7 +31,7 @@ const BENCH = join(ROOT, 'bench');
 // the root's node_modules), so a concurrent rebuild of packages/agent cannot pull it away mid-run.
 const CLI = join(ROOT, 'bench', '.tmp', 'cli', 'phasekit.js');
 mkdirSync(dirname(CLI), { recursive: true });
-copyFileSync(join(ROOT, 'packages/agent/dist/cli/phasekit.js'), CLI);
+cpSync(join(ROOT, 'packages/agent/dist/cli'), dirname(CLI), { recursive: true });
 const SOAK_S = Number(process.env.PHASEKIT_BENCH_SOAK_S ?? 120);
 const CHANGES = Number(process.env.PHASEKIT_BENCH_CHANGES ?? 50);
 const ROUNDS = process.env.PHASEKIT_BENCH_ROUNDS ? Number(process.env.PHASEKIT_BENCH_ROUNDS) : undefined;
@@ -41,7 +42,10 @@ const want = (n) => !ONLY || ONLY.has(n);
 
 const log = (...args) => process.stderr.write(`[bench] ${args.join(' ')}\n`);
 const started = Date.now();
-const work = mkdtempSync(join(tmpdir(), 'phasekit-bench-'));
+// Snapshots live on tmpfs in production (an emptyDir with medium: Memory), so the bench writes there too
+// when the machine has one; every contender's output goes to the same place.
+const WORK_FS = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+const work = mkdtempSync(join(WORK_FS, 'phasekit-bench-'));
 
 const ENVS = [
   { name: 'Large', count: 1000, comments: 'half', prefix: 'LARGE' },
@@ -50,7 +54,12 @@ const ENVS = [
   { name: 'Prop', count: 1000, prefix: 'PROP' },
 ];
 
-const results = { machine: machineInfo(), versions: versions(), config: { SOAK_S, CHANGES }, items: {} };
+const results = {
+  machine: machineInfo(),
+  versions: versions(),
+  config: { SOAK_S, CHANGES, workDir: WORK_FS },
+  items: {},
+};
 log(
   'starting the emulator (seeding',
   ENVS.reduce((a, e) => a + e.count, 0),

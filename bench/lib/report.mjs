@@ -36,6 +36,8 @@ export function renderDoc(r) {
     'every comparison. The app `bench` has the environments `Large` (1,000 secrets, a comment on every other one),',
     '`Small` (100), `Soak` (1,000) and `Prop` (1,000); values are ~48 characters. Contenders are alternated in a new',
     'random order every round, so drift in machine load hits all of them alike. "p10–p90" is the spread of the samples.',
+    `Every snapshot, dotenv file and pid file is written under \`${r.config.workDir ?? 'the temp directory'}\` (tmpfs where the machine has`,
+    "`/dev/shm`, as a pod's `emptyDir` with `medium: Memory` is).",
     'All contenders share the same 2 cores with the emulator and with whatever else runs on the machine (see the load',
     'average above): absolute numbers are noisy, ratios between alternated contenders much less so.',
     '',

@@ -3,8 +3,6 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { isPhaseError } from '@phasekit/sdk';
-import { Sidecar } from './agent.js';
-import { runExport, runOnce } from './commands.js';
 import {
   COMMANDS,
   USAGE,
@@ -15,11 +13,7 @@ import {
   wantsHelp,
   type AgentConfig,
 } from './config.js';
-import { startHealthServer } from './health.js';
 import { createLogger } from './logger.js';
-import { createMetrics } from './metrics.js';
-import { createNotifier } from './notify.js';
-import { RELAYED_SIGNALS, runCommand } from './run.js';
 import { VERSION } from './version.js';
 
 /** The first SIGTERM stops gracefully; if that takes longer than this, we exit anyway. */
@@ -74,13 +68,19 @@ function handleStopSignals(controller: AbortController, logger: Logger, relay: b
 
 async function execute(config: AgentConfig, logger: Logger, controller: AbortController): Promise<number> {
   switch (config.command) {
-    case 'once':
+    // Each command loads only its own modules: an init container should not pay to compile the sidecar.
+    case 'once': {
+      const { runOnce } = await import('./commands.js');
       await runOnce(config, { logger, signal: controller.signal });
       return 0;
-    case 'export':
+    }
+    case 'export': {
+      const { runExport } = await import('./commands.js');
       process.stdout.write(await runExport(config, { logger, signal: controller.signal }));
       return 0;
-    case 'run':
+    }
+    case 'run': {
+      const { RELAYED_SIGNALS, runCommand } = await import('./run.js');
       return runCommand(
         config,
         {
@@ -95,7 +95,14 @@ async function execute(config: AgentConfig, logger: Logger, controller: AbortCon
         },
         controller.signal,
       );
+    }
     case 'sidecar': {
+      const [{ Sidecar }, { startHealthServer }, { createMetrics }, { createNotifier }] = await Promise.all([
+        import('./agent.js'),
+        import('./health.js'),
+        import('./metrics.js'),
+        import('./notify.js'),
+      ]);
       const metrics = createMetrics();
       const notifier = config.notify
         ? createNotifier({

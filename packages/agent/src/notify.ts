@@ -58,15 +58,14 @@ export interface NotifierOptions {
    */
   env?: Readonly<Record<string, string | undefined>>;
   /**
-   * Quiet period, in milliseconds: a burst of changes closer together than this becomes one notification.
+   * Throttle window, in milliseconds (leading edge). A change is delivered at once unless a notification
+   * started less than `debounceMs` ago or is still in flight; changes arriving then are merged (union of names,
+   * latest version) and delivered once, when the window has passed and the delivery in flight is done. A burst
+   * thus gives at most two notifications: the first change at once, the rest together `debounceMs` later. `0`
+   * delivers every change at once (one after another).
    * @default 1000
    */
   debounceMs?: number;
-  /**
-   * Longest a notification may be held back by a continuing burst, in milliseconds.
-   * @default 10 × debounceMs
-   */
-  maxWaitMs?: number;
   /** Per-attempt timeout of the HTTP hook, in milliseconds. @default 5000 */
   httpTimeoutMs?: number;
   /** Pause before the HTTP hook's one retry, in milliseconds. @default 1000 */
@@ -165,13 +164,19 @@ export interface NotifyReport extends ChangeEvent {
 
 export interface Notifier {
   /**
-   * Queue a change. Changes arriving within `debounceMs` of each other are merged (union of names, latest
-   * version) and delivered once to every target. Resolves when that delivery is done; never rejects.
+   * Report a change. It is delivered to every target at once unless a notification started less than
+   * `debounceMs` ago or is in flight; then it is merged (union of names, latest version) with the other changes
+   * held back and delivered once when the window ends. Changes reported before their delivery starts (e.g. in
+   * the same tick) share it. Resolves with the report of the delivery that carried the change; never rejects.
    */
   notify(event: ChangeEvent): Promise<NotifyReport>;
-  /** Deliver a queued change now, and wait for deliveries in flight. Resolves `undefined` when none was queued. */
+  /**
+   * Deliver the held-back changes now, without waiting for the window to end (after the delivery in flight, if
+   * any). Resolves with that delivery's report, or `undefined` when nothing was held back, once deliveries in
+   * flight are done.
+   */
   flush(): Promise<NotifyReport | undefined>;
-  /** Cancel the queued change (its promise resolves with `cancelled: true`) and abort deliveries in flight. */
+  /** Cancel the held-back changes (their promises resolve with `cancelled: true`) and abort deliveries in flight. */
   close(): Promise<void>;
 }
 
@@ -180,7 +185,6 @@ interface Batch {
   added: Set<string>;
   removed: Set<string>;
   changed: Set<string>;
-  firstAt: number;
   waiters: ((report: NotifyReport) => void)[];
 }
 
@@ -241,7 +245,6 @@ function checkDuration(name: string, value: number | undefined, fallback: number
 export function createNotifier(options: NotifierOptions): Notifier {
   const { logger } = options;
   const debounceMs = checkDuration('debounceMs', options.debounceMs, 1000);
-  const maxWaitMs = Math.max(debounceMs, checkDuration('maxWaitMs', options.maxWaitMs, debounceMs * 10));
   const targets: Target[] = [];
 
   if (options.pidfile !== undefined && options.processName !== undefined) {
@@ -324,9 +327,17 @@ export function createNotifier(options: NotifierOptions): Notifier {
   }
 
   const closing = new AbortController();
+  /** Changes not yet delivered: held back by the window or a delivery in flight, or about to start. */
   let pending: Batch | undefined;
+  /** Ends the window: set while `pending` waits for it. */
   let timer: NodeJS.Timeout | undefined;
+  /** The last delivery, or one queued after it; deliveries run one after another. */
   let chain: Promise<unknown> = Promise.resolve();
+  /** The delivery queued on `chain` that will take `pending` when it starts. */
+  let next: Promise<NotifyReport | undefined> | undefined;
+  let inFlight = false;
+  /** When the last delivery started (`performance.now()`); the window runs `debounceMs` from there. */
+  let lastStartedAt = Number.NEGATIVE_INFINITY;
 
   const report = (batch: Batch, results: readonly DeliveryResult[], cancelled: boolean): NotifyReport => ({
     version: batch.version,
@@ -399,28 +410,60 @@ export function createNotifier(options: NotifierOptions): Notifier {
     return report(batch, results, false);
   }
 
-  function fire(): Promise<NotifyReport | undefined> {
+  /** Deliver `pending` as soon as the delivery in flight (if any) is done, ignoring the window. */
+  function deliverNext(): Promise<NotifyReport | undefined> {
     if (timer !== undefined) clearTimeout(timer);
     timer = undefined;
-    const batch = pending;
-    pending = undefined;
-    if (batch === undefined) return chain.then(() => undefined);
-    // Deliveries run one after another, so the app never gets two notifications at once.
-    const done = chain
-      .then(() => deliver(batch))
-      .catch((error: unknown): NotifyReport => {
+    if (next !== undefined) return next;
+    const queued = chain.then(async (): Promise<NotifyReport | undefined> => {
+      next = undefined;
+      // Changes that arrived while this delivery waited its turn ride along; close() may have taken them.
+      const batch = pending;
+      pending = undefined;
+      if (batch === undefined) return undefined;
+      lastStartedAt = performance.now();
+      inFlight = true;
+      let result: NotifyReport;
+      try {
+        result = await deliver(batch);
+      } catch (error) {
         logger.error({ err: error }, 'notification delivery failed unexpectedly');
-        return report(batch, [], false);
-      });
-    chain = done;
-    void done.then((r) => batch.waiters.forEach((resolve) => resolve(r)));
-    return done;
+        result = report(batch, [], false);
+      } finally {
+        inFlight = false;
+      }
+      batch.waiters.forEach((resolve) => resolve(result));
+      schedule();
+      return result;
+    });
+    next = queued;
+    chain = queued;
+    return queued;
   }
 
-  function schedule(batch: Batch): void {
-    if (timer !== undefined) clearTimeout(timer);
-    const wait = Math.max(0, Math.min(debounceMs, batch.firstAt + maxWaitMs - performance.now()));
-    timer = setTimeout(() => void fire(), wait);
+  /** Start delivering `pending` now if the window has passed and nothing is in flight, else when it has. */
+  function schedule(): void {
+    if (pending === undefined || closing.signal.aborted) return;
+    // Already waiting for the window, or for its turn after the delivery in flight (which reschedules).
+    if (timer !== undefined || next !== undefined || inFlight) return;
+    const wait = lastStartedAt + debounceMs - performance.now();
+    if (wait <= 0) {
+      void deliverNext();
+      return;
+    }
+    logger.debug(
+      { version: pending.version, waitMs: Math.ceil(wait) },
+      'change held back until the notification window ends',
+    );
+    timer = setTimeout(() => {
+      timer = undefined;
+      void deliverNext();
+    }, wait);
+  }
+
+  function flush(): Promise<NotifyReport | undefined> {
+    if (pending === undefined) return chain.then(() => undefined);
+    return deliverNext();
   }
 
   return {
@@ -431,7 +474,6 @@ export function createNotifier(options: NotifierOptions): Notifier {
           added: new Set(event.added),
           removed: new Set(event.removed),
           changed: new Set(event.changed),
-          firstAt: 0,
           waiters: [],
         };
         return Promise.resolve(report(batch, [], true));
@@ -441,7 +483,6 @@ export function createNotifier(options: NotifierOptions): Notifier {
         added: new Set(),
         removed: new Set(),
         changed: new Set(),
-        firstAt: performance.now(),
         waiters: [],
       });
       batch.version = event.version;
@@ -449,10 +490,10 @@ export function createNotifier(options: NotifierOptions): Notifier {
       for (const name of event.removed) batch.removed.add(name);
       for (const name of event.changed) batch.changed.add(name);
       const promise = new Promise<NotifyReport>((resolve) => batch.waiters.push(resolve));
-      schedule(batch);
+      schedule();
       return promise;
     },
-    flush: fire,
+    flush,
     async close() {
       if (timer !== undefined) clearTimeout(timer);
       timer = undefined;

@@ -167,17 +167,18 @@ describe('options', () => {
 });
 
 describe.runIf(process.platform === 'linux')('signal by pid file', () => {
-  it('sends exactly one signal per debounced burst, with merged changes, and none without a change', async () => {
+  it('signals an isolated change at once, a burst twice (the rest merged after the window), and never without a change', async () => {
     const pidfile = join(dir, 'app.pid');
     const app = await startApp({ pidfile });
     const { logger, entries } = captureLogger();
     const metrics: [string, string][] = [];
+    const debounceMs = 600;
     const notifier = track(
       createNotifier({
         logger,
         pidfile,
         signal: 'SIGHUP',
-        debounceMs: 500,
+        debounceMs,
         metrics: (m, r) => metrics.push([m, r]),
       }),
     );
@@ -186,38 +187,88 @@ describe.runIf(process.platform === 'linux')('signal by pid file', () => {
     await delay(300);
     expect(app.signals()).toEqual([]);
 
+    // The first change of a burst is signalled at once, not after the window.
+    const t0 = performance.now();
     const first = notifier.notify(event(2, { added: ['A'], changed: ['B'] }));
-    await delay(40);
-    const second = notifier.notify(event(3, { changed: ['B', 'C'], removed: ['D'] }));
-    await delay(40);
-    const third = notifier.notify(event(4, { added: ['E'] }));
-    const reports = await Promise.all([first, second, third]);
-
-    expect(reports[0]).toBe(reports[2]);
-    expect(reports[0]).toMatchObject({ version: 4, added: ['A', 'E'], removed: ['D'], changed: ['B', 'C'] });
-    expect(reports[0]?.cancelled).toBe(false);
-    expect(reports[0]?.results).toEqual([
+    await app.waitForSignals(1);
+    expect(performance.now() - t0).toBeLessThan(debounceMs / 3);
+    const firstReport = await first;
+    expect(firstReport).toMatchObject({
+      version: 2,
+      added: ['A'],
+      removed: [],
+      changed: ['B'],
+      cancelled: false,
+    });
+    expect(firstReport.results).toEqual([
       expect.objectContaining({ method: 'signal', ok: true, target: `pidfile ${pidfile}`, pids: [app.pid] }),
     ]);
-    await app.waitForSignals(1);
-    await delay(300);
+
+    // The rest of the burst is held back for the window, then merged into one signal.
+    const second = notifier.notify(event(3, { changed: ['B', 'C'], removed: ['D'] }));
+    await delay(40);
+    const third = notifier.notify(event(4, { added: ['E'], changed: ['C', 'F'] }));
+    await delay(100);
     expect(app.signals()).toEqual(['SIGHUP']);
-    expect(metrics).toEqual([['signal', 'success']]);
+    const [secondReport, thirdReport] = await Promise.all([second, third]);
+    const elapsed = performance.now() - t0;
+    expect(secondReport).toBe(thirdReport);
+    expect(secondReport).toMatchObject({
+      version: 4,
+      added: ['E'],
+      removed: ['D'],
+      changed: ['B', 'C', 'F'],
+      cancelled: false,
+    });
+    expect(secondReport.results).toEqual([expect.objectContaining({ ok: true, pids: [app.pid] })]);
+    expect(elapsed).toBeGreaterThanOrEqual(debounceMs - 5); // the window runs from the first signal, after t0
+    expect(elapsed).toBeLessThan(debounceMs + 400);
+    await app.waitForSignals(2);
+
+    // No third signal: nothing changed after the burst.
+    await delay(debounceMs + 200);
+    expect(app.signals()).toEqual(['SIGHUP', 'SIGHUP']);
+    expect(metrics).toEqual([
+      ['signal', 'success'],
+      ['signal', 'success'],
+    ]);
     expect(entries).toContainEqual(
       expect.objectContaining({
         level: 'info',
-        obj: expect.objectContaining({ method: 'signal', result: 'success', version: 4, added: 2 }),
+        obj: expect.objectContaining({
+          method: 'signal',
+          result: 'success',
+          version: 4,
+          added: 1,
+          changed: 3,
+        }),
       }),
     );
 
-    // A second burst later on gets a second signal, and only one.
-    await Promise.all([
-      notifier.notify(event(5, { changed: ['A'] })),
-      notifier.notify(event(6, { changed: ['B'] })),
-    ]);
-    await app.waitForSignals(2);
-    await delay(300);
-    expect(app.signals()).toEqual(['SIGHUP', 'SIGHUP']);
+    // An isolated change after the window is signalled at once again, and only once.
+    const t1 = performance.now();
+    expect(await notifier.notify(event(5, { changed: ['A'] }))).toMatchObject({ version: 5, changed: ['A'] });
+    await app.waitForSignals(3);
+    expect(performance.now() - t1).toBeLessThan(debounceMs / 3);
+    await delay(debounceMs + 200);
+    expect(app.signals()).toEqual(['SIGHUP', 'SIGHUP', 'SIGHUP']);
+  });
+
+  it('signals every change at once with debounceMs 0', async () => {
+    const pidfile = join(dir, 'app.pid');
+    const app = await startApp({ pidfile });
+    const { logger } = captureLogger();
+    const notifier = track(createNotifier({ logger, pidfile, debounceMs: 0 }));
+    for (let version = 1; version <= 3; version++) {
+      const started = performance.now();
+      const report = await notifier.notify(event(version, { changed: [`K${version}`] }));
+      expect(report).toMatchObject({ version, changed: [`K${version}`], cancelled: false });
+      expect(report.results[0]?.ok).toBe(true);
+      await app.waitForSignals(version);
+      expect(performance.now() - started).toBeLessThan(200);
+    }
+    await delay(200);
+    expect(app.signals()).toEqual(['SIGHUP', 'SIGHUP', 'SIGHUP']);
   });
 
   it('re-reads the pid file and sends the configured signal (short form accepted)', async () => {
@@ -234,24 +285,48 @@ describe.runIf(process.platform === 'linux')('signal by pid file', () => {
     expect(b.signals()).toEqual(['SIGUSR1']);
   });
 
-  it('delivers a pending change now on flush(), and cancels it on close()', async () => {
+  it('delivers held-back changes now on flush(), and cancels them on close()', async () => {
     const pidfile = join(dir, 'app.pid');
     const app = await startApp({ pidfile });
     const { logger } = captureLogger();
     const notifier = createNotifier({ logger, pidfile, debounceMs: 60_000 });
-    const pending = notifier.notify(event(1, { changed: ['A'] }));
-    const flushed = await notifier.flush();
-    expect(flushed?.results[0]?.ok).toBe(true);
-    expect(await pending).toBe(flushed);
+
+    // The first change does not wait for the (long) window.
+    const t0 = performance.now();
+    const first = await notifier.notify(event(1, { changed: ['A'] }));
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(first).toMatchObject({ version: 1, changed: ['A'], cancelled: false });
+    expect(first.results[0]?.ok).toBe(true);
     await app.waitForSignals(1);
     expect(await notifier.flush()).toBeUndefined();
 
-    const cancelled = notifier.notify(event(2, { changed: ['B'] }));
-    await notifier.close();
-    expect(await cancelled).toMatchObject({ version: 2, cancelled: true, results: [] });
-    expect(await notifier.notify(event(3))).toMatchObject({ cancelled: true, results: [] });
+    // Later changes are held back by the window until flush().
+    const held = notifier.notify(event(2, { changed: ['B'] }));
+    const held2 = notifier.notify(event(3, { added: ['C'] }));
     await delay(200);
     expect(app.signals()).toEqual(['SIGHUP']);
+    const flushed = await notifier.flush();
+    expect(flushed).toMatchObject({
+      version: 3,
+      added: ['C'],
+      removed: [],
+      changed: ['B'],
+      cancelled: false,
+    });
+    expect(flushed?.results[0]?.ok).toBe(true);
+    expect(await held).toBe(flushed);
+    expect(await held2).toBe(flushed);
+    await app.waitForSignals(2);
+    expect(await notifier.flush()).toBeUndefined();
+
+    // Held back again (the flushed delivery started a new window), then cancelled.
+    const cancelled = notifier.notify(event(4, { changed: ['D'] }));
+    await notifier.close();
+    expect(await cancelled).toMatchObject({ version: 4, changed: ['D'], cancelled: true, results: [] });
+    expect(await notifier.notify(event(5))).toMatchObject({ cancelled: true, results: [] });
+    expect(await notifier.flush()).toBeUndefined();
+    await delay(200);
+    expect(app.signals()).toEqual(['SIGHUP', 'SIGHUP']);
   });
 
   it('reports a missing pid file without throwing', async () => {
@@ -458,26 +533,41 @@ describe('signal by process name in a fake /proc', () => {
     expect(failure.error.message).toMatch(/EPERM.*same user as the app.*CAP_KILL/);
   });
 
-  it('does not let a continuous stream of changes hold a notification back past maxWaitMs', async () => {
+  it('throttles a continuous stream of changes to one notification per window, the first at once', async () => {
     const procRoot = await fakeProc({ '40': { comm: 'app', cmdline: ['/app'] } });
-    const killed: number[] = [];
+    const killedAt: number[] = [];
     const { logger } = captureLogger();
+    const debounceMs = 200;
     const notifier = track(
       createNotifier({
         logger,
         processName: 'app',
         procRoot,
-        kill: (pid) => void killed.push(pid),
-        debounceMs: 200,
-        maxWaitMs: 200,
+        kill: () => void killedAt.push(performance.now()),
+        debounceMs,
       }),
     );
-    const until = Date.now() + 700;
-    for (let version = 1; Date.now() < until; version++) {
-      void notifier.notify(event(version, { changed: ['A'] }));
+    const start = performance.now();
+    const pending: Promise<NotifyReport>[] = [];
+    const names: string[] = [];
+    for (let version = 1; performance.now() - start < 700; version++) {
+      names.push(`K${version}`);
+      pending.push(notifier.notify(event(version, { changed: [`K${version}`] })));
       await delay(30);
     }
-    expect(killed.length).toBeGreaterThanOrEqual(1);
+    const reports = await Promise.all(pending);
+    expect(killedAt[0]! - start).toBeLessThan(100);
+    for (let i = 1; i < killedAt.length; i++) {
+      expect(killedAt[i]! - killedAt[i - 1]!).toBeGreaterThanOrEqual(debounceMs - 20);
+    }
+    // Starts at 0, 200, 400 and 600 ms, then one more for the changes after the last of them.
+    expect(killedAt.length).toBeGreaterThanOrEqual(3);
+    expect(killedAt.length).toBeLessThanOrEqual(5);
+    const distinct = [...new Set(reports)];
+    expect(distinct).toHaveLength(killedAt.length);
+    // Every change was delivered exactly once, the last with the latest version.
+    expect(distinct.flatMap((r) => r.changed)).toEqual(names);
+    expect(reports.at(-1)?.version).toBe(names.length);
   });
 
   it('succeeds when at least one of several matches could be signalled', async () => {
@@ -526,7 +616,7 @@ describe('HTTP hook', () => {
     return { url: `http://127.0.0.1:${port}/reload`, received };
   }
 
-  it('POSTs the merged names once per burst, and nothing else', async () => {
+  it('POSTs the first change of a burst at once and the rest merged after the window, and nothing else', async () => {
     const { url, received } = await startServer((_req, res) => res.writeHead(204).end());
     const { logger, entries } = captureLogger();
     const metrics: [string, string][] = [];
@@ -534,30 +624,39 @@ describe('HTTP hook', () => {
       createNotifier({
         logger,
         http: url,
-        debounceMs: 50,
+        debounceMs: 150,
         env: { PHASE_SERVICE_TOKEN: CANARY },
         metrics: (m, r) => metrics.push([m, r]),
       }),
     );
-    const [report] = await Promise.all([
-      notifier.notify(event(7, { added: ['NEW_KEY'], changed: ['DATABASE_URL'] })),
-      notifier.notify(event(8, { removed: ['OLD_KEY'], changed: ['DATABASE_URL', 'API_KEY'] })),
-    ]);
+    const first = await notifier.notify(event(7, { added: ['NEW_KEY'], changed: ['DATABASE_URL'] }));
     expect(received).toHaveLength(1);
-    expect(received[0]?.method).toBe('POST');
-    expect(received[0]?.contentType).toBe('application/json');
-    const body = JSON.parse(received[0]!.body);
-    expect(Object.keys(body).sort()).toEqual(['added', 'changed', 'removed', 'version']);
-    expect(body).toEqual({
-      version: 8,
-      added: ['NEW_KEY'],
-      removed: ['OLD_KEY'],
-      changed: ['DATABASE_URL', 'API_KEY'],
-    });
-    expect(report.results).toEqual([
-      expect.objectContaining({ method: 'http', ok: true, status: 204, target: url }),
+    const [report] = await Promise.all([
+      notifier.notify(event(8, { removed: ['OLD_KEY'], changed: ['DATABASE_URL', 'API_KEY'] })),
+      notifier.notify(event(9, { changed: ['API_KEY'] })),
     ]);
-    expect(metrics).toEqual([['http', 'success']]);
+    expect(received).toHaveLength(2);
+    for (const call of received) {
+      expect(call.method).toBe('POST');
+      expect(call.contentType).toBe('application/json');
+    }
+    const bodies = received.map((call) => JSON.parse(call.body) as Record<string, unknown>);
+    expect(Object.keys(bodies[1]!).sort()).toEqual(['added', 'changed', 'removed', 'version']);
+    expect(bodies).toEqual([
+      { version: 7, added: ['NEW_KEY'], removed: [], changed: ['DATABASE_URL'] },
+      { version: 9, added: [], removed: ['OLD_KEY'], changed: ['DATABASE_URL', 'API_KEY'] },
+    ]);
+    for (const r of [first, report]) {
+      expect(r.results).toEqual([
+        expect.objectContaining({ method: 'http', ok: true, status: 204, target: url }),
+      ]);
+    }
+    await delay(300);
+    expect(received).toHaveLength(2);
+    expect(metrics).toEqual([
+      ['http', 'success'],
+      ['http', 'success'],
+    ]);
     expect(JSON.stringify({ received, entries, report })).not.toContain(CANARY);
   });
 
@@ -722,6 +821,76 @@ describe('exec hook', () => {
     expect(timedOut.error.message).toBe(
       `Exec hook ${process.execPath} ran longer than 200 ms and was stopped.`,
     );
+  });
+
+  it('merges changes that arrive during a delivery into one delivery right after it, never overlapping', async () => {
+    const out = join(dir, 'runs');
+    const hook = [
+      "const fs = require('fs');",
+      "const run = process.env.PHASEKIT_VERSION + ' ' + process.env.PHASEKIT_CHANGED;",
+      "fs.appendFileSync(process.argv[1], 'start ' + run + '\\n');",
+      "setTimeout(() => fs.appendFileSync(process.argv[1], 'end ' + run + '\\n'), 400);",
+    ].join('\n');
+    const { logger } = captureLogger();
+    const notifier = track(
+      createNotifier({ logger, exec: [process.execPath, '-e', hook, out], debounceMs: 100 }),
+    );
+    const first = notifier.notify(event(1, { changed: ['A'] }));
+    await delay(150); // the window is over, the hook still runs
+    const second = notifier.notify(event(2, { changed: ['B'] }));
+    await delay(30);
+    const third = notifier.notify(event(3, { changed: ['C'] }));
+    const [r1, r2, r3] = await Promise.all([first, second, third]);
+    expect(r1).toMatchObject({ version: 1, changed: ['A'] });
+    expect(r2).toBe(r3);
+    expect(r2).toMatchObject({ version: 3, changed: ['B', 'C'], cancelled: false });
+    expect(r2.results[0]?.ok).toBe(true);
+    expect((await readFile(out, 'utf8')).trim().split('\n')).toEqual([
+      'start 1 A',
+      'end 1 A',
+      'start 3 B,C',
+      'end 3 B,C',
+    ]);
+  });
+
+  it('flush() waits for the delivery in flight when nothing is held back; close() aborts it', async () => {
+    const out = join(dir, 'ran');
+    const { logger } = captureLogger();
+    const quick = track(
+      createNotifier({
+        logger,
+        exec: [
+          process.execPath,
+          '-e',
+          "setTimeout(() => require('fs').writeFileSync(process.argv[1], 'x'), 300)",
+          out,
+        ],
+        debounceMs: 0,
+      }),
+    );
+    const order: string[] = [];
+    const delivered = quick.notify(event(1)).then((r) => (order.push('delivered'), r));
+    await delay(50); // the delivery has started
+    expect(await quick.flush()).toBeUndefined();
+    order.push('flushed');
+    expect(order).toEqual(['delivered', 'flushed']);
+    expect((await delivered).results[0]?.ok).toBe(true);
+    expect(await readFile(out, 'utf8')).toBe('x');
+
+    const slow = createNotifier({
+      logger,
+      exec: [process.execPath, '-e', 'setTimeout(() => {}, 60000)'],
+      debounceMs: 0,
+    });
+    const inFlight = slow.notify(event(1, { changed: ['A'] }));
+    await delay(100);
+    const held = slow.notify(event(2, { changed: ['B'] }));
+    const closeStarted = performance.now();
+    await slow.close();
+    expect(performance.now() - closeStarted).toBeLessThan(2000);
+    expect(await held).toMatchObject({ version: 2, cancelled: true, results: [] });
+    const aborted = failureOf(await inFlight);
+    expect(aborted.error.code).toBe('NOTIFY_ABORTED');
   });
 
   it('delivers each burst to every configured target', async () => {

@@ -2,7 +2,7 @@
 // stderr, waits (always with a bound) for JSON log lines, and stops it with SIGTERM. Every process started here is
 // remembered, so a test file can kill leftovers and check every transcript for leaked values at the end.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +20,8 @@ function cliPath(): string {
   if (cliCopy !== undefined) return cliCopy;
   if (!existsSync(CLI_PATH)) throw new Error(`${CLI_PATH} is missing: run pnpm build first`);
   const dir = mkdtempSync(join(tmpdir(), 'phasekit-e2e-cli-'));
-  copyFileSync(CLI_PATH, join(dir, 'phasekit.js'));
+  // The bundle is split into chunks that load per command: copy the whole directory.
+  cpSync(dirname(CLI_PATH), dir, { recursive: true });
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   cliCopy = join(dir, 'phasekit.js');
   return cliCopy;
