@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 import { readFile, readlink } from 'node:fs/promises';
@@ -13,8 +14,9 @@ import type { CallOptions, ChangeSet } from './types.js';
 // which holds a file per key, the rendered formats and `.phasekit.json`.
 const DATA_LINK = '..data';
 const MANIFEST_NAME = '.phasekit.json';
-// A reader that resolved `..data` just before the writer pruned that version sees ENOENT and starts over.
-const MAX_ATTEMPTS = 10;
+// A reader that resolved `..data` just before the writer pruned that version sees ENOENT and starts over,
+// after a short, growing pause so that a burst of flips can finish.
+const MAX_ATTEMPTS = 30;
 
 /** Where the agent fetched the secrets from, as recorded in the snapshot's manifest. */
 export interface SecretsDirSource {
@@ -108,6 +110,7 @@ async function readConsistent(dir: string, signal: AbortSignal | undefined): Pro
       // The version vanished under us: the writer flipped and pruned it. Start over from `..data`.
       if (errnoCode(error) !== 'ENOENT') throw error;
     }
+    await sleep(Math.min(attempt, 10) * Math.random() * 2);
   }
   throw new PhaseError(
     ErrorCode.CONFLICT,

@@ -1,5 +1,9 @@
-import { constants } from 'node:fs';
-import { lchown, lstat, open, readlink, rename, rm, symlink } from 'node:fs/promises';
+import { constants, lchownSync, lstatSync, readlinkSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+
+// Metadata calls (lstat, readlink, symlink, rename) are made synchronously: they take microseconds on any file
+// system, while their promise versions each cost a round trip through libuv's thread pool, and a snapshot of a
+// thousand keys makes thousands of them. File contents and fsyncs stay asynchronous.
 
 /** Owner to apply with `chown`; `-1` keeps the current id. */
 export interface Ownership {
@@ -48,9 +52,9 @@ export async function writeNewFile(
 }
 
 /** `readlink`, or `undefined` when `path` does not exist or is not a symlink. */
-export async function readlinkOrUndefined(path: string): Promise<string | undefined> {
+export function readlinkOrUndefined(path: string): string | undefined {
   try {
-    return await readlink(path);
+    return readlinkSync(path);
   } catch (error) {
     const code = errnoCode(error);
     if (code === 'ENOENT' || code === 'EINVAL') return undefined;
@@ -59,9 +63,9 @@ export async function readlinkOrUndefined(path: string): Promise<string | undefi
 }
 
 /** What is at `path` without following a final symlink: `missing`, `symlink` or `other`. */
-export async function entryKind(path: string): Promise<'missing' | 'symlink' | 'other'> {
+export function entryKind(path: string): 'missing' | 'symlink' | 'other' {
   try {
-    return (await lstat(path)).isSymbolicLink() ? 'symlink' : 'other';
+    return lstatSync(path).isSymbolicLink() ? 'symlink' : 'other';
   } catch (error) {
     if (errnoCode(error) === 'ENOENT') return 'missing';
     throw error;
@@ -72,18 +76,18 @@ export async function entryKind(path: string): Promise<'missing' | 'symlink' | '
  * Points the symlink `path` at `target`, atomically: a temporary link next to it is renamed over `path`, so a
  * reader sees the old link or the new one, never no link.
  */
-export async function replaceSymlink(
+export function replaceSymlink(
   path: string,
   target: string,
   options: { readonly tmpPath: string; readonly owner: Ownership | undefined },
-): Promise<void> {
-  await rm(options.tmpPath, { force: true });
-  await symlink(target, options.tmpPath);
+): void {
+  rmSync(options.tmpPath, { force: true });
+  symlinkSync(target, options.tmpPath);
   try {
-    if (options.owner) await lchown(options.tmpPath, options.owner.uid, options.owner.gid);
-    await rename(options.tmpPath, path);
+    if (options.owner) lchownSync(options.tmpPath, options.owner.uid, options.owner.gid);
+    renameSync(options.tmpPath, path);
   } catch (error) {
-    await rm(options.tmpPath, { force: true });
+    rmSync(options.tmpPath, { force: true });
     throw error;
   }
 }

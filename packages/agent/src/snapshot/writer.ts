@@ -235,7 +235,7 @@ export class SnapshotWriter {
       const names = await readdirOrEmpty(this.#dir);
       // Links first, then `..data`, then the versions: a reader sees fewer names, never a link into nothing.
       for (const name of names) {
-        if (isOurLink(name, await readlinkOrUndefined(join(this.#dir, name)))) {
+        if (isOurLink(name, readlinkOrUndefined(join(this.#dir, name)))) {
           await rm(join(this.#dir, name), { force: true });
         }
       }
@@ -309,7 +309,7 @@ export class SnapshotWriter {
       refusedKeys: [...refusedNames],
     };
     files.set(MANIFEST_NAME, `${JSON.stringify(manifest, null, 2)}\n`);
-    await this.#checkTopLevelNames(files.keys());
+    this.#checkTopLevelNames(files.keys());
 
     const dirName = await this.#buildVersionDir(files);
     await this.#flip(dirName);
@@ -360,9 +360,9 @@ export class SnapshotWriter {
   }
 
   /** Refuses (before anything is written) to replace a top-level entry that is not a symlink, e.g. a user's file. */
-  async #checkTopLevelNames(names: Iterable<string>): Promise<void> {
+  #checkTopLevelNames(names: Iterable<string>): void {
     for (const name of names) {
-      if ((await entryKind(join(this.#dir, name))) === 'other') {
+      if (entryKind(join(this.#dir, name)) === 'other') {
         throw new PhaseError(
           ErrorCode.CONFIG,
           `Cannot link ${JSON.stringify(name)} in snapshot directory ${this.#dir}: a file or directory that phasekit did not create is in the way`,
@@ -438,10 +438,10 @@ export class SnapshotWriter {
       for (const name of versionNames) {
         const path = join(this.#dir, name);
         const wanted = `${DATA_LINK}/${name}`;
-        const kind = await entryKind(path);
+        const kind = entryKind(path);
         if (kind === 'other') continue; // Checked before the build; never replace what is not ours.
-        if (kind === 'symlink' && (await readlinkOrUndefined(path)) === wanted) continue;
-        await replaceSymlink(path, wanted, {
+        if (kind === 'symlink' && readlinkOrUndefined(path) === wanted) continue;
+        replaceSymlink(path, wanted, {
           tmpPath: join(this.#dir, `${DATA_TMP_LINK}.link`),
           owner: this.#owner,
         });
@@ -453,7 +453,7 @@ export class SnapshotWriter {
           await rm(path, { force: true });
         } else if (VERSION_DIR_PATTERN.test(name)) {
           await rm(path, { recursive: true, force: true });
-        } else if (!versionNames.has(name) && isOurLink(name, await readlinkOrUndefined(path))) {
+        } else if (!versionNames.has(name) && isOurLink(name, readlinkOrUndefined(path))) {
           await unlink(path);
         }
       }
@@ -473,7 +473,7 @@ export class SnapshotWriter {
     if (this.#initialised) return;
     await mkdir(this.#dir, { recursive: true, mode: VERSION_DIR_MODE });
     const names = await readdirOrEmpty(this.#dir);
-    const target = await readlinkOrUndefined(join(this.#dir, DATA_LINK));
+    const target = readlinkOrUndefined(join(this.#dir, DATA_LINK));
     this.#current = target === undefined ? undefined : await this.#adopt(target);
     if (this.#current) {
       // Versions that were built but never flipped to were never seen by a reader: their numbers are reused.
