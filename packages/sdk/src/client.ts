@@ -682,17 +682,21 @@ function findTarget(
   if (query.appId) {
     candidates = session.apps.filter((a) => a.id === query.appId);
   } else {
+    // Exact names only (product contract); a near miss in case is named in the error instead.
     candidates = session.apps.filter((a) => a.name === query.app);
-    if (candidates.length === 0) {
-      candidates = session.apps.filter((a) => a.name.toLowerCase() === query.app!.toLowerCase());
-    }
   }
   const label = query.appId ? `app id ${query.appId}` : `app ${query.app}`;
   if (candidates.length === 0) {
+    const near = query.app
+      ? session.apps.find((a) => a.name.toLowerCase() === query.app!.toLowerCase())?.name
+      : undefined;
     return {
       ok: false,
       retry: true,
-      error: new PhaseError(ErrorCode.NOT_FOUND, `${label} is not reachable with this token`),
+      error: new PhaseError(
+        ErrorCode.NOT_FOUND,
+        `${label} is not reachable with this token${near === undefined ? '' : ` (app names are exact: did you mean ${near}?)`}`,
+      ),
     };
   }
   if (candidates.length > 1) {

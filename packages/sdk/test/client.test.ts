@@ -138,6 +138,13 @@ describe('reading secrets', () => {
     );
   });
 
+  it('matches app names exactly, naming a near miss in case', async () => {
+    await expect(client().getSecrets({ app: 'SHOP', env: 'Production' })).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+      message: 'app SHOP is not reachable with this token (app names are exact: did you mean shop?)',
+    });
+  });
+
   it('names every id when an app name is ambiguous', async () => {
     const ids = emulator.apps.filter((a) => a.name === 'twin').map((a) => a.id);
     await expect(client().getSecrets({ app: 'twin', env: 'Development' })).rejects.toThrow(
