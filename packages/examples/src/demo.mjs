@@ -13,7 +13,7 @@ import { startEmulator } from '@phasekit/emulator';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 const cli = join(root, 'packages/agent/dist/cli/phasekit.js');
-const say = (text) => console.log(`\x1b[1m▸ ${text}\x1b[0m`);
+const say = (text) => console.log(`\x1b[1m▸ ${text}\x1b[0m`); // -- allowed: example output
 
 const seed = {
   apps: [
@@ -102,10 +102,9 @@ const ready = new Promise((resolve, reject) => {
 });
 await ready;
 say(`phasekit sidecar wrote the snapshot to ${out}`);
-console.log(
-  `  ${out}/..data -> one immutable version; DATABASE_URL, STRIPE_KEY, FEATURE_FLAG, .env, secrets.json link into it`,
-);
-console.log(`  health: ${healthUrl}/readyz -> ${(await fetch(`${healthUrl}/readyz`)).status}`);
+const layout = `  ${out}/..data -> one immutable version; DATABASE_URL, STRIPE_KEY, FEATURE_FLAG, .env, secrets.json link into it`;
+console.log(layout); // -- allowed: example output
+console.log(`  health: ${healthUrl}/readyz -> ${(await fetch(`${healthUrl}/readyz`)).status}`); // -- allowed: example output
 
 const service = spawn(
   process.execPath,

@@ -13,12 +13,13 @@ const app = process.argv[2] ?? emulator?.apps[0]?.name;
 const env = process.argv[3] ?? 'Development';
 
 const secrets = await phase.getSecrets({ app, env });
-console.log(`read ${secrets.length} secrets from ${app}/${env}: ${secrets.map((s) => s.key).join(', ')}`);
+console.log(`read ${secrets.length} secrets from ${app}/${env}: ${secrets.map((s) => s.key).join(', ')}`); // -- allowed: example output
 
 const watch = phase.watch({ app, env }, { intervalMs: 500 });
 await watch[Symbol.asyncIterator]().next(); // the first snapshot: changes are reported from here on
-watch.on('change', (c) =>
-  console.log(`changed: added [${c.added}] removed [${c.removed}] changed [${c.changed}]`),
+watch.on(
+  'change',
+  (c) => console.log(`changed: added [${c.added}] removed [${c.removed}] changed [${c.changed}]`), // -- allowed: example output
 );
 await phase.createSecrets({
   app,

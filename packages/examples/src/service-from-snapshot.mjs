@@ -11,16 +11,17 @@ const dir = process.argv[2] ?? '/secrets';
 const port = Number(process.argv[3] ?? 0);
 
 let config = await readSecretsDir(dir);
-console.log(JSON.stringify({ event: 'loaded', version: config.version, keys: config.keys }));
+console.log(JSON.stringify({ event: 'loaded', version: config.version, keys: config.keys })); // -- allowed: example output
 
 const controller = new AbortController();
 const watcher = watchSecretsDir(dir, { signal: controller.signal });
 watcher.on('change', (change) => {
   // Names only: which keys were added, removed or changed, and the new version.
-  console.log(JSON.stringify({ event: 'reloaded', ...change }));
+  console.log(JSON.stringify({ event: 'reloaded', ...change })); // -- allowed: example output
 });
-watcher.on('error', (error) =>
-  console.error(JSON.stringify({ event: 'error', code: error.code, message: error.message })),
+watcher.on(
+  'error',
+  (error) => console.error(JSON.stringify({ event: 'error', code: error.code, message: error.message })), // -- allowed: example output
 );
 (async () => {
   for await (const snapshot of watcher) config = snapshot;
@@ -38,7 +39,7 @@ const server = createServer((req, res) => {
   );
 });
 server.listen(port, '127.0.0.1', () => {
-  console.log(JSON.stringify({ event: 'listening', url: `http://127.0.0.1:${server.address().port}` }));
+  console.log(JSON.stringify({ event: 'listening', url: `http://127.0.0.1:${server.address().port}` })); // -- allowed: example output
 });
 
 for (const signal of ['SIGTERM', 'SIGINT']) {
