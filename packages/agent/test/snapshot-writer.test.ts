@@ -11,6 +11,7 @@ import {
   unlink,
   writeFile,
 } from 'node:fs/promises';
+import { existsSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -18,6 +19,7 @@ import { readSecretsDir } from '@phasekit/sdk';
 import type { SecretEntry } from '@phasekit/sdk';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
+import { isDurable } from '../src/snapshot/fs-ops.js';
 import { createSnapshotWriter } from '../src/snapshot/writer.js';
 import type { SnapshotWriterOptions } from '../src/snapshot/writer.js';
 
@@ -401,5 +403,33 @@ describe('snapshot cleanup', () => {
     await writeFile(join(out, 'mine.txt'), 'keep');
     await w.cleanup();
     expect(await readdir(out)).toEqual(['mine.txt']);
+  });
+});
+
+describe('durability', () => {
+  it('knows tmpfs has no stable storage to fsync to, and treats any other file system as durable', () => {
+    expect(isDurable(tmpdir())).toBe(statfsSync(tmpdir()).type !== 0x01021994);
+    expect(isDurable(join(tmpdir(), 'no', 'such', 'dir'))).toBe(true);
+    if (existsSync('/dev/shm') && statfsSync('/dev/shm').type === 0x01021994) {
+      expect(isDurable('/dev/shm')).toBe(false);
+    }
+  });
+
+  it('writes, changes and takes over a snapshot on tmpfs exactly as on a disk', async () => {
+    const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+    const dir = join(await mkdtemp(join(base, 'phasekit-snapshot-')), 'out');
+    try {
+      const first = createSnapshotWriter({ dir, formats: ['files', 'dotenv'], source: SOURCE });
+      await first.write(entries({ A: '1', B: '2' }));
+      const second = createSnapshotWriter({ dir, formats: ['files', 'dotenv'], source: SOURCE });
+      const result = await second.write(entries({ A: '1', B: '3' }));
+      expect(result.changes).toEqual({ added: [], removed: [], changed: ['B'] });
+      expect(result.version).toBe(2);
+      expect(await readFile(join(dir, 'B'), 'utf8')).toBe('3');
+      expect(await readFile(join(dir, '.env'), 'utf8')).toBe("A='1'\nB='3'\n");
+      expect((await readdir(dir)).filter((name) => VERSION_DIR.test(name))).toHaveLength(1);
+    } finally {
+      await rm(join(dir, '..'), { recursive: true, force: true });
+    }
   });
 });

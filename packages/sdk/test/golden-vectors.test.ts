@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import sodium from 'libsodium-wrappers';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   cryptoBackend,
+  cryptoBackendVia,
   cryptoReady,
   useCryptoBackend,
   decryptAsymmetric,
@@ -31,12 +32,13 @@ function principal(tokenString: string, wrappedKeyShare: string) {
 }
 
 // Every vector runs through both backends: identical results are what makes the fast one safe to use.
-describe.each(['native', 'wasm'] as const)(
+describe.each(['native', 'native-api', 'wasm'] as const)(
   'golden vectors (phase-protocol.md 4.8) with the %s backend',
   (backend) => {
     beforeAll(async () => {
       await useCryptoBackend(backend);
-      expect(cryptoBackend()).toBe(backend);
+      expect(cryptoBackend()).toBe(backend === 'wasm' ? 'wasm' : 'native');
+      expect(cryptoBackendVia()).toBe(backend);
     });
 
     it('reconstructs the node-sdk fixture private key, whose public key is the token public key', () => {
@@ -122,7 +124,7 @@ describe.each(['native', 'wasm'] as const)(
 
     it('decrypts what the other backend encrypted', async () => {
       const recipient = envKeyPair(golden.vectors.asymmetric[0].recipientSeed);
-      await useCryptoBackend(backend === 'native' ? 'wasm' : 'native');
+      await useCryptoBackend(backend === 'wasm' ? 'native' : 'wasm');
       const ct = encryptAsymmetric('cross-backend ✓', recipient.publicKey);
       await useCryptoBackend(backend);
       expect(decryptAsymmetric(ct, recipient, 'value')).toBe('cross-backend ✓');
@@ -141,3 +143,25 @@ describe.each(['native', 'wasm'] as const)(
     });
   },
 );
+
+describe('crypto backend loading', () => {
+  it('loads sodium-native by its compiled addon by default, after proving the addon computes what libsodium does', async () => {
+    // A fresh module instance: the choice made by cryptoReady() on first use.
+    vi.resetModules();
+    const fresh = await import('../src/internal/crypto.js');
+    await fresh.cryptoReady();
+    expect(fresh.cryptoBackendVia()).toBe('native');
+  });
+
+  it('refuses a wrong key length with an error instead of reaching the addon (whose checks abort the process)', async () => {
+    await useCryptoBackend('native');
+    const recipient = envKeyPair(golden.vectors.asymmetric[0].recipientSeed);
+    const short = { publicKey: recipient.publicKey.subarray(0, 31), privateKey: recipient.privateKey };
+    expect(() => decryptAsymmetric(golden.vectors.asymmetric[0].ciphertext, short, 'value')).toThrow(
+      expect.objectContaining({ code: 'DECRYPT' }),
+    );
+    expect(() => decryptRaw(new Uint8Array(48), new Uint8Array(31), 'value')).toThrow(
+      expect.objectContaining({ code: 'DECRYPT' }),
+    );
+  });
+});

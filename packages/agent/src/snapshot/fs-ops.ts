@@ -1,9 +1,24 @@
-import { constants, lchownSync, lstatSync, readlinkSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fchownSync,
+  lchownSync,
+  lstatSync,
+  openSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  statfsSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { open } from 'node:fs/promises';
 
-// Metadata calls (lstat, readlink, symlink, rename) are made synchronously: they take microseconds on any file
-// system, while their promise versions each cost a round trip through libuv's thread pool, and a snapshot of a
-// thousand keys makes thousands of them. File contents and fsyncs stay asynchronous.
+// The writer's file system calls are synchronous: on tmpfs (where snapshots live in a pod) each takes microseconds,
+// while its promise version costs a round trip through libuv's thread pool, and a snapshot of a thousand keys makes
+// thousands of them. The one call that can take long on a disk, fsync, stays asynchronous and is skipped where it
+// means nothing: tmpfs and ramfs have no stable storage to flush to.
 
 /** Owner to apply with `chown`; `-1` keeps the current id. */
 export interface Ownership {
@@ -18,6 +33,23 @@ export function errnoCode(error: unknown): string | undefined {
     : undefined;
 }
 
+// statfs(2) f_type values of the memory-backed file systems (linux/magic.h).
+const TMPFS_MAGIC = 0x01021994;
+const RAMFS_MAGIC = 0x858458f6;
+
+/**
+ * Whether `path` is on a file system with stable storage, where fsync makes writes survive a power loss. False on
+ * tmpfs and ramfs, whose fsync does nothing; true when it cannot be told (the safe answer).
+ */
+export function isDurable(path: string): boolean {
+  try {
+    const { type } = statfsSync(path);
+    return type !== TMPFS_MAGIC && type !== RAMFS_MAGIC;
+  } catch {
+    return true;
+  }
+}
+
 /** Flushes a directory's entries (new names, renames, removals) to stable storage. */
 export async function fsyncDir(path: string): Promise<void> {
   const handle = await open(path, constants.O_RDONLY | constants.O_DIRECTORY);
@@ -28,23 +60,34 @@ export async function fsyncDir(path: string): Promise<void> {
   }
 }
 
+const NEW_FILE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
 /**
- * Creates `path` (it must not exist), writes `data`, sets the final owner and mode and fsyncs it, so the file is
- * complete and has its final permissions before any reader can reach it through a flipped `..data`.
+ * Creates `path` (it must not exist), writes `data` and sets the final owner and mode, so the file is complete and
+ * has its final permissions before any reader can reach it through a flipped `..data`. Not fsynced: see
+ * {@link fsyncFile}.
  */
-export async function writeNewFile(
+export function writeNewFile(
   path: string,
   data: string,
   options: { readonly mode: number; readonly owner: Ownership | undefined },
-): Promise<void> {
-  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+): void {
   // Created with the final mode: a new file's descriptor is writable even when the mode is read-only.
-  const handle = await open(path, flags, options.mode);
+  const fd = openSync(path, NEW_FILE_FLAGS, options.mode);
   try {
-    await handle.writeFile(data, 'utf8');
+    writeFileSync(fd, data, 'utf8');
     // chown before chmod: chown may clear mode bits. chmod makes the mode independent of the umask.
-    if (options.owner) await handle.chown(options.owner.uid, options.owner.gid);
-    await handle.chmod(options.mode);
+    if (options.owner) fchownSync(fd, options.owner.uid, options.owner.gid);
+    fchmodSync(fd, options.mode);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Flushes a written file's content to stable storage. */
+export async function fsyncFile(path: string): Promise<void> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
     await handle.sync();
   } finally {
     await handle.close();

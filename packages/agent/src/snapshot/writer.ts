@@ -1,17 +1,17 @@
 import { createHash, randomInt } from 'node:crypto';
 import {
-  chmod,
-  chown,
-  lchown,
-  mkdir,
-  readdir,
-  readFile,
-  rename,
-  rm,
-  rmdir,
-  symlink,
-  unlink,
-} from 'node:fs/promises';
+  chmodSync,
+  chownSync,
+  lchownSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  rmdirSync,
+  symlinkSync,
+  unlinkSync,
+} from 'node:fs';
 import { join } from 'node:path';
 
 import { ErrorCode, FORMAT_FILE_NAMES, PhaseError, formatSecrets, isOutputFormat } from '@phasekit/sdk';
@@ -21,6 +21,8 @@ import {
   entryKind,
   errnoCode,
   fsyncDir,
+  fsyncFile,
+  isDurable,
   readlinkOrUndefined,
   replaceSymlink,
   writeNewFile,
@@ -177,6 +179,8 @@ export class SnapshotWriter {
   #lastVersion = 0;
   /** Set when the steps after a flip (links, pruning) failed; the next write retries them. */
   #needsRepair = false;
+  /** Whether fsync means anything for this directory (false on tmpfs); decided on first use. */
+  #durable = true;
 
   constructor(options: SnapshotWriterOptions) {
     validateOptions(options);
@@ -232,24 +236,24 @@ export class SnapshotWriter {
    */
   cleanup(): Promise<void> {
     return this.#serialise(async () => {
-      const names = await readdirOrEmpty(this.#dir);
+      const names = readdirOrEmpty(this.#dir);
       // Links first, then `..data`, then the versions: a reader sees fewer names, never a link into nothing.
       for (const name of names) {
         if (isOurLink(name, readlinkOrUndefined(join(this.#dir, name)))) {
-          await rm(join(this.#dir, name), { force: true });
+          rmSync(join(this.#dir, name), { force: true });
         }
       }
-      await rm(join(this.#dir, DATA_LINK), { force: true });
-      await rm(join(this.#dir, DATA_TMP_LINK), { force: true });
+      rmSync(join(this.#dir, DATA_LINK), { force: true });
+      rmSync(join(this.#dir, DATA_TMP_LINK), { force: true });
       for (const name of names) {
-        if (VERSION_DIR_PATTERN.test(name)) await rm(join(this.#dir, name), { recursive: true, force: true });
+        if (VERSION_DIR_PATTERN.test(name)) rmSync(join(this.#dir, name), { recursive: true, force: true });
       }
       try {
-        await rmdir(this.#dir);
+        rmdirSync(this.#dir);
       } catch {
         // Not empty (someone else's files) or a mount point: keeping the directory is fine.
         try {
-          await fsyncDir(this.#dir);
+          if (isDurable(this.#dir)) await fsyncDir(this.#dir);
         } catch {
           // The directory is gone or unreadable; nothing left to flush.
         }
@@ -373,31 +377,36 @@ export class SnapshotWriter {
 
   /** Writes a complete, fsynced version directory; on failure removes it and rethrows. */
   async #buildVersionDir(files: ReadonlyMap<string, string>): Promise<string> {
-    const dirName = await this.#mkdirVersion();
+    const dirName = this.#mkdirVersion();
     const path = join(this.#dir, dirName);
     try {
-      if (this.#owner) await chown(path, this.#owner.uid, this.#owner.gid);
-      await chmod(path, VERSION_DIR_MODE);
-      // In parallel: each file is fsynced, and concurrent fsyncs share the file system's journal commits.
-      const written = await Promise.allSettled(
-        [...files].map(([name, data]) =>
-          writeNewFile(join(path, name), data, { mode: this.#fileMode, owner: this.#owner }),
-        ),
-      );
-      for (const outcome of written) if (outcome.status === 'rejected') throw outcome.reason;
-      await fsyncDir(path);
+      if (this.#owner) chownSync(path, this.#owner.uid, this.#owner.gid);
+      chmodSync(path, VERSION_DIR_MODE);
+      for (const [name, data] of files) {
+        writeNewFile(join(path, name), data, { mode: this.#fileMode, owner: this.#owner });
+      }
+      if (this.#durable) {
+        // In parallel: concurrent fsyncs share the file system's journal commits.
+        const synced = await Promise.allSettled([...files.keys()].map((name) => fsyncFile(join(path, name))));
+        for (const outcome of synced) if (outcome.status === 'rejected') throw outcome.reason;
+        await fsyncDir(path);
+      }
       return dirName;
     } catch (error) {
-      await rm(path, { recursive: true, force: true }).catch(() => undefined);
+      try {
+        rmSync(path, { recursive: true, force: true });
+      } catch {
+        // The failure being reported matters more; the next takeover removes the leftover.
+      }
       throw error;
     }
   }
 
-  async #mkdirVersion(): Promise<string> {
+  #mkdirVersion(): string {
     for (let attempt = 0; ; attempt++) {
       const name = versionDirName(this.#now(), randomInt(0, 1_000_000_000));
       try {
-        await mkdir(join(this.#dir, name), { mode: VERSION_DIR_MODE });
+        mkdirSync(join(this.#dir, name), { mode: VERSION_DIR_MODE });
         return name;
       } catch (error) {
         if (errnoCode(error) !== 'EEXIST' || attempt >= 100) throw error;
@@ -409,15 +418,20 @@ export class SnapshotWriter {
   async #flip(dirName: string): Promise<void> {
     const tmpPath = join(this.#dir, DATA_TMP_LINK);
     try {
-      await rm(tmpPath, { force: true });
-      await symlink(dirName, tmpPath);
-      if (this.#owner) await lchown(tmpPath, this.#owner.uid, this.#owner.gid);
-      await rename(tmpPath, join(this.#dir, DATA_LINK));
+      rmSync(tmpPath, { force: true });
+      symlinkSync(dirName, tmpPath);
+      if (this.#owner) lchownSync(tmpPath, this.#owner.uid, this.#owner.gid);
+      renameSync(tmpPath, join(this.#dir, DATA_LINK));
     } catch (error) {
-      await rm(tmpPath, { force: true }).catch(() => undefined);
-      await rm(join(this.#dir, dirName), { recursive: true, force: true }).catch(() => undefined);
+      try {
+        rmSync(tmpPath, { force: true });
+        rmSync(join(this.#dir, dirName), { recursive: true, force: true });
+      } catch {
+        // As in #buildVersionDir.
+      }
       throw error;
     }
+    if (!this.#durable) return;
     try {
       await fsyncDir(this.#dir);
     } catch (error) {
@@ -433,8 +447,8 @@ export class SnapshotWriter {
    */
   async #repair(state: CurrentState): Promise<void> {
     try {
-      const versionNames = new Set(await readdir(join(this.#dir, state.dirName)));
-      const names = await readdirOrEmpty(this.#dir);
+      const versionNames = new Set(readdirSync(join(this.#dir, state.dirName)));
+      const names = readdirOrEmpty(this.#dir);
       for (const name of versionNames) {
         const path = join(this.#dir, name);
         const wanted = `${DATA_LINK}/${name}`;
@@ -450,14 +464,14 @@ export class SnapshotWriter {
         const path = join(this.#dir, name);
         if (name === state.dirName || name === DATA_LINK) continue;
         if (name === DATA_TMP_LINK || name === `${DATA_TMP_LINK}.link`) {
-          await rm(path, { force: true });
+          rmSync(path, { force: true });
         } else if (VERSION_DIR_PATTERN.test(name)) {
-          await rm(path, { recursive: true, force: true });
+          rmSync(path, { recursive: true, force: true });
         } else if (!versionNames.has(name) && isOurLink(name, readlinkOrUndefined(path))) {
-          await unlink(path);
+          unlinkSync(path);
         }
       }
-      await fsyncDir(this.#dir);
+      if (this.#durable) await fsyncDir(this.#dir);
       this.#needsRepair = false;
     } catch (error) {
       this.#needsRepair = true;
@@ -471,10 +485,11 @@ export class SnapshotWriter {
   /** Takes over what an earlier run left: a valid current version is kept, everything else goes. */
   async #init(): Promise<void> {
     if (this.#initialised) return;
-    await mkdir(this.#dir, { recursive: true, mode: VERSION_DIR_MODE });
-    const names = await readdirOrEmpty(this.#dir);
+    mkdirSync(this.#dir, { recursive: true, mode: VERSION_DIR_MODE });
+    this.#durable = isDurable(this.#dir);
+    const names = readdirOrEmpty(this.#dir);
     const target = readlinkOrUndefined(join(this.#dir, DATA_LINK));
-    this.#current = target === undefined ? undefined : await this.#adopt(target);
+    this.#current = target === undefined ? undefined : this.#adopt(target);
     if (this.#current) {
       // Versions that were built but never flipped to were never seen by a reader: their numbers are reused.
       this.#lastVersion = Math.max(this.#lastVersion, this.#current.manifest.version);
@@ -482,7 +497,7 @@ export class SnapshotWriter {
       // Rebuilding: stay above every version a reader may have seen, including the corrupt current one.
       for (const name of names) {
         if (!VERSION_DIR_PATTERN.test(name)) continue;
-        const manifest = await readManifest(join(this.#dir, name));
+        const manifest = readManifest(join(this.#dir, name));
         if (manifest) this.#lastVersion = Math.max(this.#lastVersion, manifest.version);
       }
     }
@@ -494,11 +509,11 @@ export class SnapshotWriter {
       );
     } else {
       // No usable snapshot: only clear leftovers. `..data` (if any) stays until the next flip replaces it.
-      await rm(join(this.#dir, DATA_TMP_LINK), { force: true });
-      await rm(join(this.#dir, `${DATA_TMP_LINK}.link`), { force: true });
+      rmSync(join(this.#dir, DATA_TMP_LINK), { force: true });
+      rmSync(join(this.#dir, `${DATA_TMP_LINK}.link`), { force: true });
       for (const name of names) {
         if (VERSION_DIR_PATTERN.test(name) && name !== target) {
-          await rm(join(this.#dir, name), { recursive: true, force: true });
+          rmSync(join(this.#dir, name), { recursive: true, force: true });
         }
       }
       if (target !== undefined) {
@@ -509,14 +524,14 @@ export class SnapshotWriter {
   }
 
   /** The state for version directory `dirName` when it is complete and its manifest valid, else `undefined`. */
-  async #adopt(dirName: string): Promise<CurrentState | undefined> {
+  #adopt(dirName: string): CurrentState | undefined {
     if (!VERSION_DIR_PATTERN.test(dirName)) return undefined;
     const path = join(this.#dir, dirName);
-    const manifest = await readManifest(path);
+    const manifest = readManifest(path);
     if (!manifest) return undefined;
     let present: Set<string>;
     try {
-      present = new Set(await readdir(path));
+      present = new Set(readdirSync(path));
     } catch {
       return undefined;
     }
@@ -526,7 +541,7 @@ export class SnapshotWriter {
       ...(manifest.formats.includes('files') ? manifest.keys.filter((key) => !refused.has(key)) : []),
     ];
     if (!expected.every((name) => present.has(name))) return undefined;
-    return { dirName, manifest, values: await recoverValues(path, manifest) };
+    return { dirName, manifest, values: recoverValues(path, manifest) };
   }
 }
 
@@ -648,9 +663,9 @@ function isOurLink(name: string, target: string | undefined): boolean {
   return target === `${DATA_LINK}/${name}`;
 }
 
-async function readdirOrEmpty(path: string): Promise<string[]> {
+function readdirOrEmpty(path: string): string[] {
   try {
-    return await readdir(path);
+    return readdirSync(path);
   } catch (error) {
     if (errnoCode(error) === 'ENOENT') return [];
     throw error;
@@ -658,10 +673,10 @@ async function readdirOrEmpty(path: string): Promise<string[]> {
 }
 
 /** The manifest of a version directory when present and well-formed, else `undefined`. */
-async function readManifest(versionDir: string): Promise<SnapshotManifest | undefined> {
+function readManifest(versionDir: string): SnapshotManifest | undefined {
   let raw: unknown;
   try {
-    raw = JSON.parse(await readFile(join(versionDir, MANIFEST_NAME), 'utf8'));
+    raw = JSON.parse(readFileSync(join(versionDir, MANIFEST_NAME), 'utf8'));
   } catch {
     return undefined;
   }
@@ -705,14 +720,11 @@ async function readManifest(versionDir: string): Promise<SnapshotManifest | unde
  * Reads the values of the snapshot being taken over, so the first write after a restart reports which keys
  * changed. Per-key files first, then `secrets.json`; values found in neither stay unknown.
  */
-async function recoverValues(
-  versionDir: string,
-  manifest: SnapshotManifest,
-): Promise<Map<string, string | undefined>> {
+function recoverValues(versionDir: string, manifest: SnapshotManifest): Map<string, string | undefined> {
   const values = new Map<string, string | undefined>(manifest.keys.map((key) => [key, undefined]));
   if (manifest.formats.includes('json')) {
     try {
-      const parsed: unknown = JSON.parse(await readFile(join(versionDir, FORMAT_FILE_NAMES.json), 'utf8'));
+      const parsed: unknown = JSON.parse(readFileSync(join(versionDir, FORMAT_FILE_NAMES.json), 'utf8'));
       if (typeof parsed === 'object' && parsed !== null) {
         for (const [key, value] of Object.entries(parsed)) {
           if (values.has(key) && typeof value === 'string') values.set(key, value);
@@ -727,7 +739,7 @@ async function recoverValues(
     for (const key of manifest.keys) {
       if (refused.has(key)) continue;
       try {
-        values.set(key, await readFile(join(versionDir, key), 'utf8'));
+        values.set(key, readFileSync(join(versionDir, key), 'utf8'));
       } catch {
         // As above.
       }

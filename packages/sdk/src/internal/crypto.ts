@@ -1,4 +1,6 @@
 import { createRequire } from 'node:module';
+import { arch, platform } from 'node:os';
+import { dirname, join } from 'node:path';
 import type sodiumWrappers from 'libsodium-wrappers';
 import { ErrorCode, PhaseError } from '../errors.js';
 
@@ -18,6 +20,8 @@ export interface KxKeyPair {
 /** The libsodium operations we use. */
 interface Backend {
   readonly name: 'native' | 'wasm';
+  /** How it was loaded: sodium-native's addon directly, sodium-native's package API, or libsodium-wrappers. */
+  readonly via: 'native' | 'native-api' | 'wasm';
   /** Our receive key for a message from `peer` (crypto_kx_server_session_keys). */
   serverRx(own: KxKeyPair, peer: Uint8Array): Uint8Array;
   /** Our send key to `peer` (crypto_kx_client_session_keys). */
@@ -37,6 +41,7 @@ type Wrappers = typeof sodiumWrappers;
 function wasmBackend(s: Wrappers): Backend {
   return {
     name: 'wasm',
+    via: 'wasm',
     serverRx: (own, peer) => s.crypto_kx_server_session_keys(own.publicKey, own.privateKey, peer).sharedRx,
     clientTx: (own, peer) => s.crypto_kx_client_session_keys(own.publicKey, own.privateKey, peer).sharedTx,
     open: (box, nonce, key) => s.crypto_aead_xchacha20poly1305_ietf_decrypt(null, box, null, nonce, key),
@@ -57,6 +62,7 @@ function nativeBackend(n: any): Backend {
   const pair = (): KxKeyPair => ({ publicKey: Buffer.alloc(32), privateKey: Buffer.alloc(32) });
   return {
     name: 'native',
+    via: 'native-api',
     serverRx: (own, peer) => {
       const rx = Buffer.allocUnsafe(32);
       n.crypto_kx_server_session_keys(rx, null, own.publicKey, own.privateKey, peer);
@@ -108,6 +114,200 @@ function nativeBackend(n: any): Backend {
 }
 /* eslint-enable @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-member-access */
 
+/** The part of sodium-native's compiled addon we call; the functions return libsodium's status codes. */
+interface SodiumBinding {
+  readonly crypto_kx_SESSIONKEYBYTES: unknown;
+  readonly crypto_aead_xchacha20poly1305_ietf_NPUBBYTES: unknown;
+  crypto_kx_server_session_keys(
+    rx: Uint8Array | undefined,
+    tx: Uint8Array | undefined,
+    pk: Uint8Array,
+    sk: Uint8Array,
+    peer: Uint8Array,
+  ): number;
+  crypto_kx_client_session_keys(
+    rx: Uint8Array | undefined,
+    tx: Uint8Array | undefined,
+    pk: Uint8Array,
+    sk: Uint8Array,
+    peer: Uint8Array,
+  ): number;
+  crypto_aead_xchacha20poly1305_ietf_decrypt(
+    m: Uint8Array,
+    c: Uint8Array,
+    ad: undefined,
+    nonce: Uint8Array,
+    key: Uint8Array,
+  ): number;
+  crypto_aead_xchacha20poly1305_ietf_encrypt(
+    c: Uint8Array,
+    m: Uint8Array,
+    ad: undefined,
+    nonce: Uint8Array,
+    key: Uint8Array,
+  ): number;
+  crypto_kx_keypair(pk: Uint8Array, sk: Uint8Array): number;
+  crypto_kx_seed_keypair(pk: Uint8Array, sk: Uint8Array, seed: Uint8Array): number;
+  crypto_generichash(
+    out: ArrayBufferLike,
+    outOffset: number,
+    outLength: number,
+    message: ArrayBufferLike,
+    messageOffset: number,
+    messageLength: number,
+    key: ArrayBufferLike,
+    keyOffset: number,
+    keyLength: number,
+  ): number;
+  crypto_scalarmult_base(q: Uint8Array, n: Uint8Array): number;
+  randombytes_buf(buffer: ArrayBufferLike, offset: number, length: number): void;
+}
+
+/**
+ * sodium-native's compiled addon called directly. Its functions take the same typed arrays as the package's
+ * JavaScript wrappers, minus their argument checks, and the C++ side *aborts the process* on a wrong length, so
+ * every length is checked here first. Loaded only after {@link selfTest} proves the calling convention.
+ */
+function bindingBackend(b: SodiumBinding): Backend {
+  const KEY = 32;
+  const need = (ok: boolean, what: string) => {
+    if (!ok) throw new Error(`${what} has the wrong length`);
+  };
+  const status = (res: number, what: string) => {
+    if (res !== 0) throw new Error(`${what} failed`);
+  };
+  const view = (u: Uint8Array) =>
+    Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+  const pair = (): KxKeyPair => ({ publicKey: Buffer.alloc(KEY), privateKey: Buffer.alloc(KEY) });
+  const kx = (own: KxKeyPair, peer: Uint8Array) =>
+    need(own.publicKey.length === KEY && own.privateKey.length === KEY && peer.length === KEY, 'a key');
+  if (b.crypto_kx_SESSIONKEYBYTES !== KEY || b.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES !== NONCE_BYTES) {
+    throw new Error('unexpected sodium-native binding');
+  }
+  return {
+    name: 'native',
+    via: 'native',
+    serverRx: (own, peer) => {
+      kx(own, peer);
+      const rx = Buffer.allocUnsafe(KEY);
+      status(
+        b.crypto_kx_server_session_keys(rx, undefined, own.publicKey, own.privateKey, peer),
+        'key exchange',
+      );
+      return rx;
+    },
+    clientTx: (own, peer) => {
+      kx(own, peer);
+      const tx = Buffer.alloc(KEY);
+      status(
+        b.crypto_kx_client_session_keys(undefined, tx, own.publicKey, own.privateKey, peer),
+        'key exchange',
+      );
+      return tx;
+    },
+    open: (box, nonce, key) => {
+      need(
+        box.length >= TAG_BYTES && nonce.length === NONCE_BYTES && key.length === KEY,
+        'a ciphertext or key',
+      );
+      // Fully written on success; discarded when the tag does not verify.
+      const out = Buffer.allocUnsafe(box.length - TAG_BYTES);
+      if (b.crypto_aead_xchacha20poly1305_ietf_decrypt(out, box, undefined, nonce, key) < 0) {
+        throw new Error('could not verify data');
+      }
+      return out;
+    },
+    seal: (plain, nonce, key) => {
+      need(nonce.length === NONCE_BYTES && key.length === KEY, 'a nonce or key');
+      const out = Buffer.alloc(plain.length + TAG_BYTES);
+      if (b.crypto_aead_xchacha20poly1305_ietf_encrypt(out, plain, undefined, nonce, key) < 0) {
+        throw new Error('sealing failed');
+      }
+      return out;
+    },
+    kxKeyPair: () => {
+      const kp = pair();
+      status(b.crypto_kx_keypair(kp.publicKey, kp.privateKey), 'key generation');
+      return kp;
+    },
+    seedKeyPair: (seed) => {
+      need(seed.length === KEY, 'a seed');
+      const kp = pair();
+      status(b.crypto_kx_seed_keypair(kp.publicKey, kp.privateKey, seed), 'key derivation');
+      return kp;
+    },
+    hash: (message, key) => {
+      need(key === null || (key.length >= 16 && key.length <= 64), 'a hash key');
+      const out = Buffer.alloc(KEY);
+      const m = view(message);
+      const k = key === null ? Buffer.alloc(0) : view(key);
+      status(
+        b.crypto_generichash(
+          out.buffer,
+          out.byteOffset,
+          KEY,
+          m.buffer,
+          m.byteOffset,
+          m.byteLength,
+          k.buffer,
+          k.byteOffset,
+          k.byteLength,
+        ),
+        'hashing',
+      );
+      return out;
+    },
+    scalarmultBase: (sk) => {
+      need(sk.length === KEY, 'a private key');
+      const out = Buffer.alloc(KEY);
+      status(b.crypto_scalarmult_base(out, sk), 'scalar multiplication');
+      return out;
+    },
+    random: (size) => {
+      const out = Buffer.alloc(size);
+      b.randombytes_buf(out.buffer, out.byteOffset, out.byteLength);
+      return out;
+    },
+  };
+}
+
+/**
+ * Proves a backend computes what libsodium does before it is used: RFC 7748's X25519 vector, the seed key pair
+ * (BLAKE2b of the seed, then the base point), a key exchange both ways and a seal/open round trip that refuses a
+ * flipped bit. Any difference (an addon whose calling convention changed) falls back to the package's API.
+ */
+function selfTest(backend: Backend): boolean {
+  try {
+    const hex = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString('hex');
+    const alice = Buffer.from('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a', 'hex');
+    if (
+      hex(backend.scalarmultBase(alice)) !==
+      '8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a'
+    ) {
+      return false;
+    }
+    const seed = Buffer.alloc(32, 7);
+    const server = backend.seedKeyPair(seed);
+    if (hex(server.privateKey) !== hex(backend.hash(seed, null))) return false;
+    if (hex(server.publicKey) !== hex(backend.scalarmultBase(server.privateKey))) return false;
+    const client = backend.seedKeyPair(Buffer.alloc(32, 9));
+    const key = backend.clientTx(client, server.publicKey);
+    if (hex(key) !== hex(backend.serverRx(server, client.publicKey))) return false;
+    const nonce = Buffer.alloc(NONCE_BYTES, 1);
+    const box = backend.seal(Buffer.from('phasekit'), nonce, key);
+    if (Buffer.from(backend.open(box, nonce, key)).toString() !== 'phasekit') return false;
+    box[0]! ^= 1;
+    try {
+      backend.open(box, nonce, key);
+      return false;
+    } catch {
+      return true;
+    }
+  } catch {
+    return false;
+  }
+}
+
 const PREFIX = 'ph:v1:';
 const NONCE_BYTES = 24;
 const TAG_BYTES = 16;
@@ -117,14 +317,42 @@ const encoder = new TextEncoder();
 let sodium: Backend | undefined;
 let ready: Promise<Backend> | undefined;
 
-function loadNative(): Backend | undefined {
+// A computed name keeps bundlers from inlining the addon, which must be loaded from node_modules.
+const NATIVE = ['sodium', 'native'].join('-');
+
+/**
+ * sodium-native, preferring its compiled addon loaded directly (see {@link bindingBackend}) over the package's
+ * JavaScript API, whose start-up (its argument checks, `node:assert` and the addon resolver) costs ~20 ms of a
+ * cold start. `via: 'api'` forces the package's API (tests compare the two).
+ */
+function loadNative(via: 'binding' | 'api' = 'binding'): Backend | undefined {
+  // Always createRequire: in the ESM bundle esbuild rewrites a bare `require` into a shim that throws
+  // ("Dynamic require is not supported"), which silently fell back to the ~3x slower WASM backend.
+  // tsup's shims give the CJS bundle an import.meta.url too.
+  let load: NodeJS.Require;
   try {
-    // A computed name keeps bundlers from inlining the addon, which must be loaded from node_modules.
-    // Always createRequire: in the ESM bundle esbuild rewrites a bare `require` into a shim that throws
-    // ("Dynamic require is not supported"), which silently fell back to the ~3x slower WASM backend.
-    // tsup's shims give the CJS bundle an import.meta.url too.
-    const name = ['sodium', 'native'].join('-');
-    return nativeBackend(createRequire(import.meta.url)(name));
+    load = createRequire(import.meta.url);
+  } catch {
+    return undefined;
+  }
+  if (via === 'binding') {
+    const direct = loadBinding(load);
+    if (direct) return direct;
+  }
+  try {
+    return nativeBackend(load(NATIVE));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The prebuilt addon of sodium-native for this platform, when present and behaving as expected. */
+function loadBinding(load: NodeJS.Require): Backend | undefined {
+  try {
+    const dir = dirname(load.resolve(`${NATIVE}/package.json`));
+    const addon = load(join(dir, 'prebuilds', `${platform()}-${arch()}`, `${NATIVE}.node`)) as SodiumBinding;
+    const backend = bindingBackend(addon);
+    return selfTest(backend) ? backend : undefined;
   } catch {
     return undefined;
   }
@@ -148,9 +376,14 @@ export function cryptoBackend(): 'native' | 'wasm' | undefined {
   return sodium?.name;
 }
 
+/** How the backend in use was loaded (tests and benchmarks). */
+export function cryptoBackendVia(): Backend['via'] | undefined {
+  return sodium?.via;
+}
+
 /** Switches backends, for tests that prove both give identical results. */
-export async function useCryptoBackend(name: 'native' | 'wasm'): Promise<void> {
-  const next = name === 'native' ? loadNative() : await loadWasm();
+export async function useCryptoBackend(name: 'native' | 'native-api' | 'wasm'): Promise<void> {
+  const next = name === 'wasm' ? await loadWasm() : loadNative(name === 'native-api' ? 'api' : 'binding');
   if (!next) throw new Error('sodium-native is not installed');
   sodium = next;
   ready = Promise.resolve(next);
