@@ -3,7 +3,12 @@
 const Module = require('node:module');
 const original = Module._load;
 Module._load = function load(request, ...rest) {
-  if (request === 'sodium-native')
+  // The package, and its addon, which @phasekit/sdk loads directly (via sodium-native/package.json).
+  if (
+    request === 'sodium-native' ||
+    request.startsWith('sodium-native/') ||
+    /sodium-native\.node$/.test(request)
+  )
     throw Object.assign(new Error('sodium-native disabled by the bench'), { code: 'MODULE_NOT_FOUND' });
   return original.call(this, request, ...rest);
 };

@@ -1,4 +1,21 @@
+import { writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'tsup';
+import type { Options } from 'tsup';
+
+type Plugin = NonNullable<Options['esbuildPlugins']>[number];
+
+/** Replaces undici's HTTP/2 client with a stub in the CLI bundle: see bundle/no-http2.cjs. */
+const withoutHttp2: Plugin = {
+  name: 'phasekit-without-http2',
+  setup(build) {
+    build.onResolve({ filter: /(^|[\\/])client-h2\.js$/ }, (args) =>
+      /[\\/]undici[\\/]/.test(args.importer)
+        ? { path: fileURLToPath(new URL('./bundle/no-http2.cjs', import.meta.url)) }
+        : undefined,
+    );
+  },
+};
 
 export default defineConfig([
   {
@@ -22,6 +39,10 @@ export default defineConfig([
     platform: 'node',
     noExternal: [/.*/],
     splitting: true,
+    esbuildPlugins: [withoutHttp2],
+    // Marks the chunks as ES modules wherever the directory is copied (the image's /app has no package.json of
+    // its own), so Node loads them directly instead of first trying them as CommonJS.
+    onSuccess: () => writeFile('dist/cli/package.json', '{ "type": "module" }\n'),
     banner: {
       // Bundled CommonJS dependencies call require(); give ESM one.
       js: "import { createRequire as __phasekitCreateRequire } from 'node:module'; const require = __phasekitCreateRequire(import.meta.url);",

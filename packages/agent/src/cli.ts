@@ -9,10 +9,12 @@ import {
   USAGE,
   exitCodeFor,
   isAgentError,
+  configFileNamed,
   isCommand,
   loadConfig,
   wantsHelp,
   type AgentConfig,
+  type YamlParser,
 } from './config.js';
 import { createLogger } from './logger.js';
 import { VERSION } from './version.js';
@@ -42,6 +44,17 @@ Run 'phasekit <command> --help' for its options. Docs: docs/reference/configurat
  */
 function tuneRuntime(): void {
   setFlagsFromString('--liftoff-only');
+}
+
+/** The `yaml` package's parser, loaded on demand (in the CLI bundle the CommonJS package is a default export). */
+async function loadYamlParser(): Promise<YamlParser> {
+  const yaml = (await import('yaml')) as {
+    parseDocument?: YamlParser;
+    default?: { parseDocument: YamlParser };
+  };
+  const parse = yaml.parseDocument ?? yaml.default?.parseDocument;
+  if (parse === undefined) throw new Error('the yaml package has no parseDocument');
+  return parse;
 }
 
 function write(stream: NodeJS.WriteStream, text: string): void {
@@ -177,7 +190,15 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   let config: AgentConfig;
   try {
-    config = loadConfig({ command, argv: rest, env: process.env, readFile: (p) => readFileSync(p, 'utf8') });
+    // The YAML parser is a large module: loaded only when there is a file to parse.
+    const parseYaml = configFileNamed(command, rest, process.env) ? await loadYamlParser() : undefined;
+    config = loadConfig({
+      command,
+      argv: rest,
+      env: process.env,
+      readFile: (p) => readFileSync(p, 'utf8'),
+      ...(parseYaml ? { parseYaml } : {}),
+    });
   } catch (error) {
     const { code, message } = describe(error);
     write(process.stderr, `phasekit ${command}: ${message}`);

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import { ErrorCode, OUTPUT_FORMATS, PhaseError } from '@phasekit/sdk';
 import type { OutputFormat, SecretsQuery } from '@phasekit/sdk';
-import { parseDocument } from 'yaml';
+import type { parseDocument } from 'yaml';
 import {
   formatDuration,
   splitList,
@@ -731,9 +731,17 @@ function usageFor(command: Command): string {
   ].join('\n');
 }
 
-/** Help text per command, generated from {@link SETTINGS}. */
+/** Help text per command, generated from {@link SETTINGS} when first read (not at every start-up). */
 export const USAGE: Readonly<Record<Command, string>> = Object.freeze(
-  Object.fromEntries(COMMANDS.map((command) => [command, usageFor(command)])) as Record<Command, string>,
+  Object.defineProperties(
+    {},
+    Object.fromEntries(
+      COMMANDS.map((command) => {
+        let text: string | undefined;
+        return [command, { enumerable: true, get: () => (text ??= usageFor(command)) }];
+      }),
+    ),
+  ) as Record<Command, string>,
 );
 
 /** True when argv (before any `--`) asks for help: the CLI prints {@link USAGE} instead of loading config. */
@@ -937,9 +945,13 @@ const OUTPUT_KEYS = [
 const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
+/** The `yaml` package's `parseDocument`, passed in so that only a CLI run with a config file loads that package. */
+export type YamlParser = typeof parseDocument;
+
 function loadFile(
   source: RawSetting,
   readFile: (path: string) => string,
+  parseYaml: YamlParser | undefined,
   problems: Problems,
 ): FileLayer | undefined {
   const path = typeof source.raw === 'string' ? source.raw.trim() : '';
@@ -954,9 +966,13 @@ function loadFile(
     problems.setting('config', `cannot read the file${errnoSuffix(error)}`, source.origin);
     return undefined;
   }
+  if (parseYaml === undefined) {
+    problems.setting('config', 'no YAML parser was given to loadConfig (options.parseYaml)', source.origin);
+    return undefined;
+  }
   // The failsafe schema reads every scalar as a string, so YAML values go through the same parsers as flags and
   // env vars: `fileMode: 0440` stays octal and `interval: 30` means 30 seconds.
-  const doc = parseDocument(content, { schema: 'failsafe', prettyErrors: false, uniqueKeys: true });
+  const doc = parseYaml(content, { schema: 'failsafe', prettyErrors: false, uniqueKeys: true });
   const [first] = doc.errors;
   if (first !== undefined) {
     // The parser's own message quotes the offending line, which may hold a secret: report code and position.
@@ -1392,6 +1408,24 @@ export interface LoadConfigOptions<C extends string = Command> {
    * @default fs.readFileSync(path, 'utf8')
    */
   readonly readFile?: (path: string) => string;
+  /**
+   * Parses the `--config` file: the `yaml` package's `parseDocument`. Required when a config file is named.
+   * @default the `yaml` package's, when loadConfig comes from `@phasekit/agent`; none in the CLI's core, which loads
+   *   the package only when {@link configFileNamed} says a file is named.
+   */
+  readonly parseYaml?: YamlParser;
+}
+
+/** Whether argv or env names a `--config` file, i.e. whether {@link loadConfig} will need a YAML parser. */
+export function configFileNamed(
+  command: string,
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): boolean {
+  if (!isCommand(command)) return false;
+  // Problems are reported by loadConfig itself; here only the answer matters.
+  const { flags } = parseArgv(command, argv, new Problems());
+  return (flags.get('config') ?? envSetting(env, 'config')) !== undefined;
 }
 
 /**
@@ -1421,7 +1455,8 @@ export function loadConfig(options: LoadConfigOptions<string>): AgentConfig {
 
   const { flags, rest } = parseArgv(command, argv, problems);
   const configSource = flags.get('config') ?? envSetting(env, 'config');
-  const file = configSource === undefined ? undefined : loadFile(configSource, readFile, problems);
+  const file =
+    configSource === undefined ? undefined : loadFile(configSource, readFile, options.parseYaml, problems);
   const resolver = new Resolver(command, flags, env, file, problems);
   const configFile = resolver.get('config');
 

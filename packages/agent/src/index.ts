@@ -10,14 +10,15 @@ export {
   USAGE,
   exitCodeFor,
   isAgentError,
-  loadConfig,
 } from './config.js';
+export { loadConfig } from './load-config.js';
 export type {
   AgentConfig,
   AuthConfig,
   Command,
   ExportConfig,
   LoadConfigOptions,
+  YamlParser,
   NotifyConfig,
   OnceConfig,
   OutputConfig,

@@ -42,9 +42,11 @@ beforeAll(async () => {
   if (!existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: run \`pnpm build\` first`);
   dir = await mkdtemp(join(tmpdir(), 'phasekit-bundle-'));
   cli = join(dir, 'phasekit.js');
-  // The entry loads per-command chunks beside it: the image ships the directory's .js files.
+  // The entry loads per-command chunks beside it: the image ships the directory's .js files and its package.json.
   for (const name of await readdir(dirname(BUNDLE))) {
-    if (name.endsWith('.js')) await copyFile(join(dirname(BUNDLE), name), join(dir, name));
+    if (name.endsWith('.js') || name === 'package.json') {
+      await copyFile(join(dirname(BUNDLE), name), join(dir, name));
+    }
   }
   emu = await startEmulator({
     seed: {
@@ -75,7 +77,9 @@ describe('the CLI bundle (what the container image ships)', () => {
   it('sits in a directory with no node_modules in it or above it, so no package can be resolved', async () => {
     const files = await readdir(dir);
     expect(files).toContain('phasekit.js');
-    expect(files.every((f) => f.endsWith('.js'))).toBe(true);
+    expect(files.every((f) => f.endsWith('.js') || f === 'package.json')).toBe(true);
+    // ES modules by declaration, not by Node's syntax detection (which compiles each file twice).
+    expect(JSON.parse(await readFile(join(dir, 'package.json'), 'utf8'))).toEqual({ type: 'module' });
     const found = ancestors(dir).filter((d) => existsSync(join(d, 'node_modules')));
     expect(found, `node_modules found above the temp dir; set TMPDIR elsewhere`).toEqual([]);
     expect(parse(dir).root).toBe(ancestors(dir).at(-1));

@@ -9,10 +9,11 @@ import {
   USAGE,
   exitCodeFor,
   isAgentError,
-  loadConfig,
   wantsHelp,
 } from '../src/config.js';
+import { configFileNamed, loadConfig as loadCore } from '../src/config.js';
 import type { Command, LoadConfigOptions } from '../src/config.js';
+import { loadConfig } from '../src/load-config.js';
 import {
   isLoopbackHost,
   parseDuration,
@@ -851,5 +852,21 @@ describe('parse helpers', () => {
     expect(tryParseCommand("echo '$HOME'")).toEqual({ ok: true, value: ['echo', '$HOME'] });
     expect(tryParseCommand('[1, 2]').ok).toBe(false);
     expect(tryParseCommand('   ').ok).toBe(false);
+  });
+});
+
+describe('configFileNamed and the YAML parser', () => {
+  it('tells whether a config file is named by flag or env, so the CLI loads the YAML parser only then', () => {
+    expect(configFileNamed('once', ['--app', 'a', '--env', 'e', '--out', '/o'], {})).toBe(false);
+    expect(configFileNamed('once', ['--config', '/etc/phasekit.yaml'], {})).toBe(true);
+    expect(configFileNamed('once', ['--config=/etc/phasekit.yaml'], {})).toBe(true);
+    expect(configFileNamed('sidecar', [], { PHASE_CONFIG: '/etc/phasekit.yaml' })).toBe(true);
+    expect(configFileNamed('nope', ['--config', 'x'], {})).toBe(false);
+  });
+
+  it('the core loadConfig names the missing parser instead of failing obscurely', () => {
+    expect(() =>
+      loadCore({ command: 'once', argv: ['--config', '/x.yaml'], env: {}, readFile: () => 'app: a\n' }),
+    ).toThrow(/options\.parseYaml/);
   });
 });

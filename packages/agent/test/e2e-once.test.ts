@@ -101,6 +101,32 @@ describe('phasekit once', () => {
     expect(await fingerprint(out)).toBe(before);
   });
 
+  it('reads a --config YAML file with several outputs (the bundled CLI loads its YAML parser on demand)', async () => {
+    const file = join(work.path, 'phasekit.yaml');
+    const first = join(work.path, 'config-a');
+    const second = join(work.path, 'config-b');
+    await writeFile(
+      file,
+      [
+        `host: ${emu.url}`,
+        `app: ${APP}`,
+        `env: ${ENV}`,
+        'outputs:',
+        '  - name: a',
+        `    out: ${first}`,
+        '  - name: b',
+        `    out: ${second}`,
+        '    format: [json]',
+        '',
+      ].join('\n'),
+    );
+    const result = await runCli(['once', '--config', file], { token: token() });
+    expect(result.code, result.stderr).toBe(0);
+    expect((await readdir(first)).sort()).toContain('.env');
+    const json = JSON.parse(await readFile(join(second, 'secrets.json'), 'utf8')) as Record<string, string>;
+    expect(Object.keys(json).sort()).toEqual(ALL_KEYS);
+  });
+
   it('honours --file-mode 0440, --uid and --gid, and extra formats', async () => {
     const out = join(work.path, 'modes');
     const result = await runCli(
