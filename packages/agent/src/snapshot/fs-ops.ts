@@ -107,25 +107,45 @@ export function readlinkOrUndefined(path: string): string | undefined {
 
 /** What is at `path` without following a final symlink: `missing`, `symlink` or `other`. */
 export function entryKind(path: string): 'missing' | 'symlink' | 'other' {
-  try {
-    return lstatSync(path).isSymbolicLink() ? 'symlink' : 'other';
-  } catch (error) {
-    if (errnoCode(error) === 'ENOENT') return 'missing';
-    throw error;
-  }
+  // No exception for a missing name: a first snapshot asks this of every key.
+  const stats = lstatSync(path, { throwIfNoEntry: false });
+  if (stats === undefined) return 'missing';
+  return stats.isSymbolicLink() ? 'symlink' : 'other';
 }
 
 /**
  * Points the symlink `path` at `target`, atomically: a temporary link next to it is renamed over `path`, so a
- * reader sees the old link or the new one, never no link.
+ * reader sees the old link or the new one, never no link. Where nothing is at `path` yet, the link is made in
+ * place (there is no old link a reader could miss).
  */
 export function replaceSymlink(
   path: string,
   target: string,
-  options: { readonly tmpPath: string; readonly owner: Ownership | undefined },
+  options: {
+    readonly tmpPath: string;
+    readonly owner: Ownership | undefined;
+    /** What {@link entryKind} found at `path`, when the caller already knows. */
+    readonly kind?: 'missing' | 'symlink';
+  },
 ): void {
-  rmSync(options.tmpPath, { force: true });
-  symlinkSync(target, options.tmpPath);
+  if ((options.kind ?? entryKind(path)) === 'missing') {
+    try {
+      symlinkSync(target, path);
+      if (options.owner) lchownSync(path, options.owner.uid, options.owner.gid);
+      return;
+    } catch (error) {
+      // Something appeared in between: fall back to the atomic replacement.
+      if (errnoCode(error) !== 'EEXIST') throw error;
+    }
+  }
+  try {
+    symlinkSync(target, options.tmpPath);
+  } catch (error) {
+    // A leftover of an interrupted run.
+    if (errnoCode(error) !== 'EEXIST') throw error;
+    rmSync(options.tmpPath, { force: true });
+    symlinkSync(target, options.tmpPath);
+  }
   try {
     if (options.owner) lchownSync(options.tmpPath, options.owner.uid, options.owner.gid);
     renameSync(options.tmpPath, path);

@@ -458,6 +458,7 @@ export class SnapshotWriter {
         replaceSymlink(path, wanted, {
           tmpPath: join(this.#dir, `${DATA_TMP_LINK}.link`),
           owner: this.#owner,
+          kind,
         });
       }
       for (const name of names) {
