@@ -100,8 +100,12 @@ describe('the CLI bundle (what the container image ships)', () => {
       // Bundled CommonJS calls esbuild's `__require("x")`; match that and plain `require("x")`.
       [...text.matchAll(/require\(\s*["']([^"']+)["']\s*\)/g)].map((m) => m[1]!),
     );
+    // Static and dynamic imports, minified or not: `import{a}from"x"`, `import "x"`, `import("x")`.
     const imported = new Set(
-      [...text.matchAll(/^\s*import\s[^;]*?\sfrom\s*["']([^"']+)["']/gm)].map((m) => m[1]!),
+      [
+        ...text.matchAll(/\bimport\s*[\w$*{}\s,]*?\s*\bfrom\s*["']([\w@./:-]+)["']/g),
+        ...text.matchAll(/\bimport\s*\(?\s*["']([\w@./:-]+)["']/g),
+      ].map((m) => m[1]!),
     );
     expect(required.size).toBeGreaterThan(10);
     expect(imported.size).toBeGreaterThan(5);

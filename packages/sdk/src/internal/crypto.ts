@@ -22,6 +22,8 @@ interface Backend {
   readonly name: 'native' | 'wasm';
   /** How it was loaded: sodium-native's addon directly, sodium-native's package API, or libsodium-wrappers. */
   readonly via: 'native' | 'native-api' | 'wasm';
+  /** The addon file, when loaded directly (a helper thread loads the same file). */
+  readonly addonPath?: string;
   /** Our receive key for a message from `peer` (crypto_kx_server_session_keys). */
   serverRx(own: KxKeyPair, peer: Uint8Array): Uint8Array;
   /** Our send key to `peer` (crypto_kx_client_session_keys). */
@@ -168,7 +170,7 @@ interface SodiumBinding {
  * JavaScript wrappers, minus their argument checks, and the C++ side *aborts the process* on a wrong length, so
  * every length is checked here first. Loaded only after {@link selfTest} proves the calling convention.
  */
-function bindingBackend(b: SodiumBinding): Backend {
+function bindingBackend(b: SodiumBinding, path: string): Backend {
   const KEY = 32;
   const need = (ok: boolean, what: string) => {
     if (!ok) throw new Error(`${what} has the wrong length`);
@@ -187,6 +189,7 @@ function bindingBackend(b: SodiumBinding): Backend {
   return {
     name: 'native',
     via: 'native',
+    addonPath: path,
     serverRx: (own, peer) => {
       kx(own, peer);
       const rx = Buffer.allocUnsafe(KEY);
@@ -350,8 +353,8 @@ function loadNative(via: 'binding' | 'api' = 'binding'): Backend | undefined {
 function loadBinding(load: NodeJS.Require): Backend | undefined {
   try {
     const dir = dirname(load.resolve(`${NATIVE}/package.json`));
-    const addon = load(join(dir, 'prebuilds', `${platform()}-${arch()}`, `${NATIVE}.node`)) as SodiumBinding;
-    const backend = bindingBackend(addon);
+    const path = join(dir, 'prebuilds', `${platform()}-${arch()}`, `${NATIVE}.node`);
+    const backend = bindingBackend(load(path) as SodiumBinding, path);
     return selfTest(backend) ? backend : undefined;
   } catch {
     return undefined;
@@ -374,6 +377,11 @@ export function cryptoReady(): Promise<void> {
 /** Which backend is in use (after {@link cryptoReady}). */
 export function cryptoBackend(): 'native' | 'wasm' | undefined {
   return sodium?.name;
+}
+
+/** The sodium-native addon file in use, when loaded directly; helper threads load the same one. */
+export function nativeAddonPath(): string | undefined {
+  return sodium?.addonPath;
 }
 
 /** How the backend in use was loaded (tests and benchmarks). */
