@@ -30,7 +30,8 @@ if (contender === 'official') {
   const { PhaseClient, cryptoBackend } = await import('@phasekit/sdk');
   const importMs = performance.now();
   const t0 = performance.now();
-  const client = new PhaseClient({ token, host });
+  // phasekit-serial: the helper thread that shares large reads turned off, to show what it adds.
+  const client = new PhaseClient({ token, host, parallelDecrypt: contender !== 'phasekit-serial' });
   const secrets = await client.getSecrets({
     appId,
     env: envName,

@@ -77,11 +77,16 @@ export function renderDoc(r) {
     const rows = [
       ['phasekit `getSecrets({comments: true})`', 'phasekit'],
       ['phasekit `getSecrets()` (default: comments not decrypted)', 'phasekit-default'],
+      [
+        'phasekit `getSecrets({comments: true})`, helper thread off (`parallelDecrypt: false`)',
+        'phasekit-serial',
+      ],
       ['phasekit `getSecrets({comments: true})`, WASM backend forced', 'phasekit-wasm'],
       ['official `new Phase()` + `init()` + `get()`', 'official'],
     ];
     for (const [label, k] of rows) {
       const s = f[k];
+      if (!s) continue;
       p(
         `| ${label} | ${s.info.backend} | ${spread(s.op, 0)} | ${spread(s.import, 0)} | ${spread(s.wall, 0)} | ${fmt(f.official.op.median / s.op.median, 2)}x |`,
       );
@@ -102,17 +107,25 @@ export function renderDoc(r) {
       `Ratio official / phasekit in-process: ${fmt(ratioIn, 2)}x.`,
       '',
     );
+    p(
+      '**Where the time goes.** A cold read is dominated by the 3,000 X25519 key agreements (one per ciphertext: every ph:v1',
+      'string has its own ephemeral key, so nothing can be shared or cached on a cold read). phasekit does them with',
+      `sodium-native's addon, loaded directly rather than through the package's JavaScript API (item 2: close to the raw library speed)${
+        cr
+          ? `; the official client does them in WASM, ${fmt(cr.rates['raw-native'].median / cr.rates['raw-wasm'].median, 2)}x slower per operation in item 2's raw loops`
+          : ''
+      }.`,
+      'A read of 1,024 ciphertexts or more is shared with one helper thread: both threads take chunks of 64 from one atomic',
+      'counter, so this thread starts at once and never waits for the helper to start (a new thread takes tens of',
+      'milliseconds here); the helper takes whatever is left when it is up. The "helper thread off" row shows what it adds',
+      'to a cold process; in one process the helper is already running (it stops after 2 s idle) and adds more.',
+      '',
+    );
     if (!ok) {
       p(
-        '**Why not 3x:** the read is dominated by the 3,000 X25519 key agreements (one per ciphertext: every ph:v1 string has',
-        'its own ephemeral key, so nothing can be shared or cached on a cold read). phasekit already does them with',
-        `sodium-native at close to the raw library speed (item 2); the official client does them in WASM${
-          cr
-            ? `, which item 2 measures at ${fmt(cr.rates['raw-native'].median / cr.rates['raw-wasm'].median, 2)}x slower per operation for the raw loops`
-            : ''
-        }. What remains on top (connection set-up, the two requests, the JSON, GC) is small but not zero, so`,
-        'the end-to-end ratio lands below the per-operation ratio. A helper thread sharing the decryption across the 2',
-        'cores was tried (see "Performance work" below) and made the cold read slower on this machine, so it was not kept.',
+        '**Why not 3x:** what remains on top of the key agreements (connection set-up, the two requests, the emulator',
+        'building a 1,000-secret response, the JSON, GC) is small but not zero, so the end-to-end ratio lands below the',
+        'per-operation ratio.',
         '',
       );
     }
@@ -237,14 +250,22 @@ export function renderDoc(r) {
       'and writing the snapshot directory (100 key files, the dotenv file and the manifest, then the atomic flip).',
       '',
     );
+    p(
+      '**What start-up costs were cut** (each measured with CPU profiles of `phasekit once`): the CLI is split per command',
+      "(`once` never compiles the sidecar's metrics, watcher or health server) and minified (whitespace only: names stay);",
+      "undici's HTTP/2 client, which loads node:http2 and node:tls, is replaced by a stub in the bundle (phasekit never",
+      "negotiates HTTP/2); the YAML parser loads only when a `--config` file is named; sodium-native's addon is loaded",
+      "directly (its package's JavaScript wrapper, with node:assert and an addon resolver, took ~20 ms); the snapshot",
+      'writer makes synchronous calls and skips fsync on tmpfs, where it means nothing. The largest single cut: V8 compiles',
+      'hot WebAssembly functions again with TurboFan on a background thread, and a process cannot exit before such jobs',
+      'finish; for the llhttp parser inside undici that was ~80 ms after `once` had finished its work. The CLI keeps V8 on',
+      'its baseline WebAssembly compiler (`--liftoff-only`, set at start-up), which parses our few small responses just as well.',
+      '',
+    );
     if (!ok) {
       p(
-        '**Why it fails:** start-up and fixed costs, not the read. Already done: the CLI is split per command (`once` never',
-        "compiles the sidecar's metrics, watcher or health server), the SDK imports only undici's Agent and request (not its",
-        'fetch, WebSocket and caches), libsodium-wrappers loads only when sodium-native cannot, and the snapshot writer makes',
-        'its metadata calls synchronously. What remains, measured by CPU profile: loading sodium-native (~18 ms), the ESM',
-        'loader and compilation of pino, yaml and undici, and GC in a short-lived process. Directions: a V8 compile cache',
-        '(`module.enableCompileCache()`, Node ≥ 22.1) or a startup snapshot, and dropping pino/yaml from the `once` path.',
+        '**Why it fails:** what remains is Node start-up itself, the ES module loader and compilation of the bundle',
+        '(undici, pino), loading the addon, two requests and GC in a short-lived process.',
         '',
       );
     }
@@ -432,10 +453,14 @@ export function renderDoc(r) {
     '- The native decrypt path no longer zero-fills buffers libsodium overwrites whole, no longer wraps every key in a new',
     '  Buffer view, and decodes the 32-byte ephemeral key without a regular expression and an extra copy (same validation:',
     '  32 bytes from 64 characters means every pair was hex).',
-    '- Tried and dropped: a helper thread (worker_threads, sodium-native) sharing large batches across both cores, started',
-    '  while the secrets request was in flight. It helped a warm process, but on a cold read the worker takes tens of',
-    '  milliseconds to start and competes with the emulator and the main thread for the 2 cores; in an alternated trial',
-    '  the cold read got slower, so it is not part of the SDK and not measured here.',
+    '- **A helper thread for large reads.** An earlier trial started a worker while the secrets request was in flight and',
+    '  split the batch in two halves, so the main thread waited for a worker that takes tens of milliseconds to start on a',
+    '  busy 2-core machine, and the cold read got slower. The kept design never waits: both threads claim chunks from one',
+    "  atomic counter, so a helper that starts late simply finds less to do (item 1's rows with and without it). The",
+    '  sidecar turns it off: a long-lived process keeps its memory flat rather than save tens of milliseconds once.',
+    "- **Start-up of `phasekit once`** (item 4): undici's llhttp no longer TurboFan-compiled (the process waited ~80 ms at",
+    "  exit for that job), sodium-native's addon loaded directly (~20 ms), HTTP/2 out of the bundle, YAML on demand, the",
+    '  bundle minified, synchronous snapshot writes without fsync on tmpfs.',
     '',
     '## Re-running',
     '',
