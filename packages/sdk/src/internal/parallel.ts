@@ -164,8 +164,11 @@ export async function decryptBatch(
     };
     slot.worker.on('message', onMessage).once('error', onGone).once('exit', onGone);
   });
-  // The helper answers every job, even one it found finished; only then may the next job use it.
+  // While a job is out, the helper keeps the process alive (an unref'd worker would let Node exit under a pending
+  // await). It answers every job, even one it found finished; only then may the next job use it.
+  slot.worker.ref();
   void answer.then(() => {
+    slot.worker.unref();
     slot.busy = false;
     if (helper === slot) {
       slot.idle = setTimeout(() => void slot.worker.terminate(), IDLE_MS);
