@@ -67,6 +67,30 @@ export class Transport {
   readonly #turned = (): void => {
     this.#turnPending = false;
   };
+  /**
+   * The exchanges in flight for each caller's signal, with one abort listener per signal however many
+   * requests it covers: adding and removing a listener per request costs a poll tens of microseconds.
+   */
+  readonly #bySignal = new WeakMap<AbortSignal, Set<Exchange>>();
+  /**
+   * Deadlines: one timer for every exchange in flight, set for the earliest deadline and left running (unref'd)
+   * when nothing is in flight, so a poll every few seconds does not create and clear a timer each time.
+   */
+  readonly #inFlight = new Set<Exchange>();
+  #timer: NodeJS.Timeout | undefined;
+  #timerAt = Infinity;
+  readonly #sweep = (): void => {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const exchange of this.#inFlight) {
+      // Timers may fire a fraction of a millisecond before the deadline they were set for.
+      if (exchange.deadline <= now + 1) exchange.expire();
+      else next = Math.min(next, exchange.deadline);
+    }
+    if (next !== Infinity) this.#arm(next, now);
+  };
 
   constructor(options: TransportOptions) {
     this.#options = options;
@@ -131,6 +155,12 @@ export class Transport {
 
   /** Closes the pool if we created it. */
   async close(): Promise<void> {
+    // Requests still in flight keep their deadlines.
+    if (this.#inFlight.size === 0) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#timerAt = Infinity;
+    }
     if (this.#ownsDispatcher) await this.#dispatcher.close();
   }
 
@@ -159,22 +189,57 @@ export class Transport {
       headers['content-type'] = 'application/json';
     }
     const left = deadline - Date.now();
-    const ms = Math.max(0, Math.min(this.#options.timeoutMs, left));
+    const at = performance.now() + Math.max(0, Math.min(this.#options.timeoutMs, left));
     return new Promise<Buffer>((resolve, reject) => {
-      const exchange = new Exchange(this, spec, left <= this.#options.timeoutMs, resolve, reject);
+      const exchange = new Exchange(this, spec, at, left <= this.#options.timeoutMs, resolve, reject);
       // Fresh options each time: some dispatchers (ProxyAgent) rewrite them.
-      exchange.start(
-        this.#dispatcher,
-        {
-          origin: this.#origin,
-          path: PATHS[spec.route],
-          method: spec.method,
-          headers,
-          ...(body === undefined ? {} : { body }),
-        },
-        ms,
-      );
+      exchange.start(this.#dispatcher, {
+        origin: this.#origin,
+        path: PATHS[spec.route],
+        method: spec.method,
+        headers,
+        ...(body === undefined ? {} : { body }),
+      });
     });
+  }
+
+  /** Tracks an exchange until its deadline or release(). */
+  track(exchange: Exchange): void {
+    this.#inFlight.add(exchange);
+    if (exchange.deadline < this.#timerAt) {
+      if (this.#timer !== undefined) clearTimeout(this.#timer);
+      this.#arm(exchange.deadline, performance.now());
+    } else {
+      this.#timer?.ref();
+    }
+  }
+
+  release(exchange: Exchange): void {
+    this.#inFlight.delete(exchange);
+    if (this.#inFlight.size === 0) this.#timer?.unref();
+  }
+
+  #arm(at: number, now: number): void {
+    this.#timerAt = at;
+    this.#timer = setTimeout(this.#sweep, Math.max(0, Math.ceil(at - now)));
+  }
+
+  /** The set of exchanges in flight for a caller's signal, listening to it the first time it is seen. */
+  watchers(signal: AbortSignal): Set<Exchange> {
+    let set = this.#bySignal.get(signal);
+    if (set === undefined) {
+      const inFlight = new Set<Exchange>();
+      signal.addEventListener(
+        'abort',
+        () => {
+          for (const exchange of inFlight) exchange.abort();
+        },
+        { once: true },
+      );
+      this.#bySignal.set(signal, inFlight);
+      set = inFlight;
+    }
+    return set;
   }
 
   /** Called by an exchange when its response has ended (see #turnPending). */
@@ -318,7 +383,10 @@ class Exchange implements Dispatcher.DispatchHandler {
   readonly #total: boolean;
   readonly #resolve: (body: Buffer) => void;
   readonly #reject: (error: unknown) => void;
-  #timer: NodeJS.Timeout | undefined;
+  /** When the deadline of this attempt passes (performance.now()). */
+  readonly deadline: number;
+  /** The exchanges in flight under the same caller's signal, this one included. */
+  #peers: Set<Exchange> | undefined;
   #controller: Dispatcher.DispatchController | undefined;
   #settled = false;
   #status = 0;
@@ -329,26 +397,30 @@ class Exchange implements Dispatcher.DispatchHandler {
   constructor(
     transport: Transport,
     spec: RequestSpec,
+    deadline: number,
     total: boolean,
     resolve: (body: Buffer) => void,
     reject: (error: unknown) => void,
   ) {
     this.#transport = transport;
     this.#spec = spec;
+    this.deadline = deadline;
     this.#total = total;
     this.#resolve = resolve;
     this.#reject = reject;
   }
 
-  start(dispatcher: Dispatcher, options: Dispatcher.DispatchOptions, ms: number): void {
+  start(dispatcher: Dispatcher, options: Dispatcher.DispatchOptions): void {
     const signal = this.#spec.signal;
     if (signal?.aborted) {
       this.#fail('caller', signal.reason);
       return;
     }
-    this.#timer = setTimeout(expire, ms, this);
-    // The exchange is its own listener (handleEvent): no closure per request.
-    signal?.addEventListener('abort', this, { once: true });
+    this.#transport.track(this);
+    if (signal !== undefined) {
+      this.#peers = this.#transport.watchers(signal);
+      this.#peers.add(this);
+    }
     try {
       dispatcher.dispatch(options, this);
     } catch (error) {
@@ -357,13 +429,12 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   /** The caller's signal aborted. */
-  handleEvent(): void {
+  abort(): void {
     this.#fail('caller', this.#spec.signal?.reason);
   }
 
-  /** The timer fired. */
+  /** The deadline passed. */
   expire(): void {
-    this.#timer = undefined;
     this.#fail(this.#total ? 'total' : 'attempt', undefined);
   }
 
@@ -440,14 +511,9 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   #finish(): void {
     this.#settled = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#spec.signal?.removeEventListener('abort', this);
+    this.#transport.release(this);
+    this.#peers?.delete(this);
   }
-}
-
-function expire(exchange: Exchange): void {
-  exchange.expire();
 }
 
 /** Parses a 2xx body as JSON: `undefined` for an empty body, NETWORK for anything else that is not JSON. */
