@@ -110,8 +110,9 @@ export class Transport {
     spec: RequestSpec,
     read: (route: Route, body: Buffer) => T = parseBody as (route: Route, body: Buffer) => T,
   ): Promise<T> {
-    // One timer per attempt and no AbortController or AbortSignal.timeout/any: those cost CPU on every poll
-    // and can retain memory in a process that polls for days (nodejs/node#55351).
+    // No AbortController, AbortSignal.timeout/any, timer or abort listener per attempt (see #inFlight and
+    // #bySignal): those cost CPU on every poll and can retain memory in a process that polls for days
+    // (nodejs/node#55351).
     const deadline = Date.now() + this.#options.totalTimeoutMs;
     if (this.#turnPending) await nextTurn();
     const idempotent = spec.method === 'GET';
