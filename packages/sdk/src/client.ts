@@ -9,7 +9,7 @@ import {
   reconstructPrivateKey,
   toHex,
 } from './internal/crypto.js';
-import { Transport, type Route } from './internal/http.js';
+import { Transport, parseBody, type RequestSpec, type Route } from './internal/http.js';
 import { decryptBatch, wouldParallelise } from './internal/parallel.js';
 import {
   folderId,
@@ -184,6 +184,14 @@ interface Decrypted {
 /** Decrypted plaintexts kept per client, keyed by ciphertext: an unchanged secret is decrypted once. */
 const DECRYPT_CACHE_LIMIT = 50_000;
 
+/** A tokens body byte for byte the same as the one the session was built from: nothing to parse. */
+const SAME_BODY = Symbol('same tokens body');
+
+interface TokensAnswer {
+  readonly body: Buffer;
+  readonly json: unknown;
+}
+
 /**
  * A client for one Phase token. Reads, writes and watches secrets, decrypting them locally: Phase only
  * ever sees ciphertext. Environment keys are unwrapped lazily, only for environments actually used.
@@ -200,6 +208,8 @@ export class PhaseClient {
   readonly #logger: Logger;
   #session: Session | undefined;
   #sessionPromise: Promise<Session> | undefined;
+  /** The tokens body the session was last built from or updated with. */
+  #tokensBody: Buffer | undefined;
   readonly #cache = new Map<string, string>();
   #decryptions = 0;
   readonly #parallel: boolean;
@@ -381,12 +391,18 @@ export class PhaseClient {
    * are fetched only when something changed.
    */
   watch(query: SecretsQuery, options: WatchOptions = {}): SecretsWatch {
+    let apps: readonly AppRecord[] | undefined;
+    let stamps = new Map<string, string>();
     const source: WatchSource = {
       read: (signal) => this.#read(query, signal),
       probe: async (signal) => {
         const session = await this.#probe(signal);
-        const stamps = new Map<string, string>();
-        for (const app of session.apps) for (const env of app.environments) stamps.set(env.id, env.updatedAt);
+        // An unchanged tokens body leaves the session's apps as they were: so are the stamps.
+        if (session.apps !== apps) {
+          apps = session.apps;
+          stamps = new Map();
+          for (const app of apps) for (const env of app.environments) stamps.set(env.id, env.updatedAt);
+        }
         return stamps;
       },
     };
@@ -397,6 +413,7 @@ export class PhaseClient {
   refresh(): void {
     this.#session = undefined;
     this.#sessionPromise = undefined;
+    this.#tokensBody = undefined;
   }
 
   /** How many decryptions this client has performed (for tests and benchmarks). */
@@ -428,19 +445,37 @@ export class PhaseClient {
 
   /** Fetches the tokens endpoint and merges it into the session (creating it the first time). */
   async #probe(signal: AbortSignal | undefined): Promise<Session> {
-    const [body] = await Promise.all([
-      this.#transport.send({ method: 'GET', route: 'tokens', signal }),
-      cryptoReady(),
-    ]);
-    const parsed = parseTokensResponse(body);
+    const spec: RequestSpec = { method: 'GET', route: 'tokens', signal };
+    // Only the first probe needs the crypto backend; later ones skip the extra promises.
+    const answer = this.#session
+      ? await this.#transport.send(spec, this.#readTokens)
+      : (await Promise.all([this.#transport.send(spec, this.#readTokens), cryptoReady()]))[0];
+    let json = answer.json;
+    if (json === SAME_BODY) {
+      if (this.#session) return this.#session;
+      // refresh() ran meanwhile; the bytes parsed before, so they parse now.
+      json = parseBody('tokens', answer.body);
+    }
+    const parsed = parseTokensResponse(json);
     if (this.#session) {
       this.#session.update(parsed.apps);
+      this.#tokensBody = answer.body;
       return this.#session;
     }
     const privateKey = reconstructPrivateKey(parsed.wrappedKeyShare, this.#token.shareA, this.#token.wrapKey);
     this.#session = new Session(parsed.apps, { publicKey: this.#token.publicKey, privateKey });
+    this.#tokensBody = answer.body;
     return this.#session;
   }
+
+  /** Reads a tokens body: parsed, unless it is the very body the session already holds (a poll with no change). */
+  readonly #readTokens = (route: Route, body: Buffer): TokensAnswer => ({
+    body,
+    json:
+      this.#session !== undefined && this.#tokensBody !== undefined && body.equals(this.#tokensBody)
+        ? SAME_BODY
+        : parseBody(route, body),
+  });
 
   async #target(
     query: { app?: string | undefined; appId?: string | undefined; env: string },

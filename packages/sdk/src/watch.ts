@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { EventEmitter } from 'eventemitter3';
 import { ErrorCode, PhaseError } from './errors.js';
 import type { ChangeSet, Logger, Secret } from './types.js';
@@ -92,6 +91,9 @@ export class SecretsWatch extends EventEmitter<WatchEvents> implements AsyncIter
   #waiters: (() => void)[] = [];
   #lastSuccess: Date | undefined;
   #stale = false;
+  /** The wait between polls: its timer and how to end it early (close). */
+  #timer: NodeJS.Timeout | undefined;
+  #endWait: (() => void) | undefined;
   readonly #done: Promise<void>;
 
   constructor(source: WatchSource, options: WatchOptions, logger: Logger) {
@@ -125,6 +127,8 @@ export class SecretsWatch extends EventEmitter<WatchEvents> implements AsyncIter
   async close(): Promise<void> {
     this.#controller.abort();
     this.#wake();
+    clearTimeout(this.#timer);
+    this.#endWait?.();
     await this.#done;
   }
 
@@ -165,7 +169,7 @@ export class SecretsWatch extends EventEmitter<WatchEvents> implements AsyncIter
       const started = performance.now();
       try {
         const probed = await this.#source.probe(signal);
-        const changed = stamps === undefined || [...stamps].some(([env, at]) => probed.get(env) !== at);
+        const changed = stamps === undefined || differ(stamps, probed);
         if (changed) {
           const { secrets, dependencies } = await this.#source.read(signal);
           const changes = diffSecrets(this.#current, secrets);
@@ -207,14 +211,23 @@ export class SecretsWatch extends EventEmitter<WatchEvents> implements AsyncIter
         const backoff = Math.min(this.#interval, 250 * 2 ** Math.min(failures, 10));
         delay = Math.max(err.retryAfterMs ?? 0, backoff) * (1 + this.#jitter * Math.random());
       }
-      try {
-        await sleep(delay, undefined, { signal });
-      } catch {
-        break;
-      }
+      if (signal.aborted) break;
+      // A plain timer that close() ends: no promise machinery or abort listener per poll.
+      await new Promise<void>((resolve) => {
+        this.#endWait = resolve;
+        this.#timer = setTimeout(resolve, delay);
+      });
+      this.#timer = undefined;
+      this.#endWait = undefined;
     }
     this.#wake();
   }
+}
+
+/** True when a recorded stamp no longer matches the probed one. */
+function differ(stamps: ReadonlyMap<string, string>, probed: ReadonlyMap<string, string>): boolean {
+  for (const [env, at] of stamps) if (probed.get(env) !== at) return true;
+  return false;
 }
 
 function counts(c: ChangeSet): { added: number; removed: number; changed: number } {

@@ -247,8 +247,49 @@ describe('reading secrets', () => {
     for (let i = 0; i < 6; i++) await c.getSecrets({ app: 'billing', env: 'Development' });
     await c.apps();
     expect(emulator.requests()).toHaveLength(8);
-    expect(connections).toBeLessThanOrEqual(2);
+    expect(connections).toBe(1);
     await dispatcher.close();
+  });
+
+  it("sends a cold read's secrets request over the connection of its tokens request", async () => {
+    const dispatcher = new Agent({ keepAliveTimeout: 10_000 });
+    let connections = 0;
+    dispatcher.on('connect', () => connections++);
+    await client('serviceAccount', { dispatcher }).getSecrets({ app: 'billing', env: 'Development' });
+    expect(emulator.requests().map((r) => r.route)).toEqual(['tokens', 'secrets']);
+    expect(connections).toBe(1);
+    await dispatcher.close();
+  });
+
+  it('works through a dispatcher composed with undici interceptors', async () => {
+    const agent = new Agent();
+    const seen: string[] = [];
+    const dispatcher = agent.compose((dispatch) => (opts, handler) => {
+      seen.push(`${opts.method} ${opts.path}`);
+      return dispatch(opts, handler);
+    });
+    const secrets = await client('serviceAccount', { dispatcher }).getSecrets({
+      app: 'billing',
+      env: 'Development',
+    });
+    expect(plain(secrets)).toEqual({ INVOICE_KEY: 'inv-123' });
+    expect(seen).toEqual(['GET /service/secrets/tokens/', 'GET /service/secrets/']);
+    await agent.close();
+  });
+
+  it('sees a changed tokens answer after unchanged ones, and again after refresh()', async () => {
+    const c = client();
+    const stamp = (apps: Awaited<ReturnType<PhaseClient['apps']>>) =>
+      apps.find((a) => a.name === 'shop')!.environments.find((e) => e.name === 'Production-Old')!.updatedAt;
+    const before = await c.apps();
+    expect(await c.apps()).toEqual(before);
+    emulator.setSecret({ app: 'shop', env: 'Production-Old', key: 'Y', value: 'new' });
+    const after = await c.apps();
+    expect(stamp(after)).not.toBe(stamp(before));
+    c.refresh();
+    expect(await c.apps()).toEqual(after);
+    expect(plain(await c.getSecrets({ app: 'shop', env: 'Production-Old' }))).toEqual({ X: 'old', Y: 'new' });
+    expect(emulator.requests().filter((r) => r.route === 'tokens')).toHaveLength(4);
   });
 
   it('finds an environment created after the session started', async () => {

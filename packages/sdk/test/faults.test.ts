@@ -107,6 +107,19 @@ describe('fault matrix', () => {
     expect(ms).toBeLessThan(2_000);
   });
 
+  it('requests in flight together each end TIMEOUT at their own deadline', async () => {
+    emulator.fault({ route: 'tokens', delayMs: 3_000 });
+    const c = client(emulator.url, { retries: 0, timeoutMs: 400 });
+    const first = outcome(read(c));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const second = outcome(c.apps());
+    for (const { error, ms } of await Promise.all([first, second])) {
+      expect(error).toMatchObject({ code: 'TIMEOUT', message: 'Phase did not answer tokens within 400 ms' });
+      expect(ms).toBeGreaterThanOrEqual(390);
+      expect(ms).toBeLessThan(1_000);
+    }
+  });
+
   it('the total deadline bounds every retry and wait', async () => {
     emulator.fault({ route: 'tokens', delayMs: 5_000 });
     const c = client(emulator.url, { retries: 10, timeoutMs: 400, totalTimeoutMs: 1_000 });

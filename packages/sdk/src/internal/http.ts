@@ -1,9 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
-// Deep imports of the two parts we use: undici's index also builds fetch, WebSocket, caches and mocks, which
+// A deep import of the one part we use: undici's index also builds fetch, WebSocket, caches and mocks, which
 // cost a sidecar about 40 ms of start-up and 9 MB of memory it never uses. Any Dispatcher still works.
 import Agent from 'undici/lib/dispatcher/agent.js';
-import request from 'undici/lib/api/api-request.js';
 import { ErrorCode, PhaseError } from '../errors.js';
 import type { Logger } from '../types.js';
 
@@ -43,11 +42,12 @@ const MAX_DELAY_MS = 8_000;
 /** A server that asks us to wait longer than this is treated as unavailable for this call. */
 const MAX_RETRY_AFTER_MS = 60_000;
 const MAX_ERROR_TEXT = 200;
-/** Abort reasons of our own deadlines, told apart from a caller's abort by identity. */
-const TOTAL_DEADLINE = new Error('total deadline');
-const ATTEMPT_DEADLINE = new Error('attempt deadline');
+/** Stands in for a caller's signal when there is none: never aborts. */
+const NEVER_ABORTED = new AbortController().signal;
+const EMPTY = Buffer.alloc(0);
 
 const defaultSleep = (ms: number, signal: AbortSignal): Promise<void> => sleep(ms, undefined, { signal });
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
  * The HTTP layer: one keep-alive pool, per-attempt and total deadlines, bounded jittered retries for
@@ -57,6 +57,40 @@ export class Transport {
   readonly #options: TransportOptions;
   readonly #dispatcher: Dispatcher;
   readonly #ownsDispatcher: boolean;
+  readonly #origin: string;
+  /**
+   * A response ended and the event loop has not turned since. undici hands a kept-alive connection back to
+   * its pool one turn after a response (a setImmediate): a request sent sooner, like the secrets read right
+   * after the tokens probe, would open a second connection, so it waits for that turn first.
+   */
+  #turnPending = false;
+  readonly #turned = (): void => {
+    this.#turnPending = false;
+  };
+  /**
+   * The exchanges in flight for each caller's signal, with one abort listener per signal however many
+   * requests it covers: adding and removing a listener per request costs a poll tens of microseconds.
+   */
+  readonly #bySignal = new WeakMap<AbortSignal, Set<Exchange>>();
+  /**
+   * Deadlines: one timer for every exchange in flight, set for the earliest deadline and left running (unref'd)
+   * when nothing is in flight, so a poll every few seconds does not create and clear a timer each time.
+   */
+  readonly #inFlight = new Set<Exchange>();
+  #timer: NodeJS.Timeout | undefined;
+  #timerAt = Infinity;
+  readonly #sweep = (): void => {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const exchange of this.#inFlight) {
+      // Timers may fire a fraction of a millisecond before the deadline they were set for.
+      if (exchange.deadline <= now + 1) exchange.expire();
+      else next = Math.min(next, exchange.deadline);
+    }
+    if (next !== Infinity) this.#arm(next, now);
+  };
 
   constructor(options: TransportOptions) {
     this.#options = options;
@@ -64,33 +98,28 @@ export class Transport {
     this.#dispatcher =
       options.dispatcher ??
       new Agent({ keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000, connections: 8 });
+    this.#origin = new URL(options.host).origin;
   }
 
-  /** Sends a request and returns the parsed JSON body (`undefined` for an empty body). */
-  async send(spec: RequestSpec): Promise<unknown> {
-    // Plain controllers and timers rather than AbortSignal.timeout/any: those cost about a millisecond of
-    // CPU per request and can retain memory in a process that polls for days (nodejs/node#55351).
-    const total = new AbortController();
-    const timer = setTimeout(() => total.abort(TOTAL_DEADLINE), this.#options.totalTimeoutMs);
-    const onCaller = () => total.abort(spec.signal?.reason);
-    if (spec.signal?.aborted) onCaller();
-    else spec.signal?.addEventListener('abort', onCaller, { once: true });
-    try {
-      return await this.#send(spec, total.signal);
-    } finally {
-      clearTimeout(timer);
-      spec.signal?.removeEventListener('abort', onCaller);
-    }
-  }
-
-  async #send(spec: RequestSpec, signal: AbortSignal): Promise<unknown> {
+  /**
+   * Sends a request and returns its 2xx body, parsed as JSON (`undefined` for an empty body) or by `read`,
+   * which gets the body's bytes; a PhaseError from `read` counts as a failed attempt (a malformed body is
+   * retried like a network error).
+   */
+  async send<T = unknown>(
+    spec: RequestSpec,
+    read: (route: Route, body: Buffer) => T = parseBody as (route: Route, body: Buffer) => T,
+  ): Promise<T> {
+    // No AbortController, AbortSignal.timeout/any, timer or abort listener per attempt (see #inFlight and
+    // #bySignal): those cost CPU on every poll and can retain memory in a process that polls for days
+    // (nodejs/node#55351).
     const deadline = Date.now() + this.#options.totalTimeoutMs;
+    if (this.#turnPending) await nextTurn();
     const idempotent = spec.method === 'GET';
-    const sleepFn = this.#options.sleep ?? defaultSleep;
     for (let attempt = 0; ; attempt++) {
       let failure: PhaseError;
       try {
-        return await this.#attempt(spec, signal);
+        return read(spec.route, await this.#attempt(spec, deadline));
       } catch (error) {
         if (!(error instanceof PhaseError)) throw error;
         failure = error;
@@ -98,7 +127,7 @@ export class Transport {
       const retryable =
         idempotent &&
         attempt < this.#options.retries &&
-        !signal.aborted &&
+        spec.signal?.aborted !== true &&
         (failure.code === ErrorCode.NETWORK ||
           failure.code === ErrorCode.RATE_LIMITED ||
           failure.code === ErrorCode.TIMEOUT) &&
@@ -118,15 +147,21 @@ export class Transport {
         'retrying Phase request',
       );
       try {
-        await sleepFn(delay, signal);
+        await (this.#options.sleep ?? defaultSleep)(delay, spec.signal ?? NEVER_ABORTED);
       } catch {
-        throw this.#abortError(spec, signal, failure);
+        throw this.#abortError(spec.route, spec.signal?.reason);
       }
     }
   }
 
   /** Closes the pool if we created it. */
   async close(): Promise<void> {
+    // Requests still in flight keep their deadlines.
+    if (this.#inFlight.size === 0) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#timerAt = Infinity;
+    }
     if (this.#ownsDispatcher) await this.#dispatcher.close();
   }
 
@@ -141,21 +176,8 @@ export class Transport {
     return Math.floor(exp * (0.75 + 0.25 * (this.#options.random ?? Math.random)()));
   }
 
-  async #attempt(spec: RequestSpec, signal: AbortSignal): Promise<unknown> {
-    const attempt = new AbortController();
-    const timer = setTimeout(() => attempt.abort(ATTEMPT_DEADLINE), this.#options.timeoutMs);
-    const onAbort = () => attempt.abort(signal.reason);
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      return await this.#exchange(spec, signal, attempt.signal);
-    } finally {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
-    }
-  }
-
-  async #exchange(spec: RequestSpec, signal: AbortSignal, attemptSignal: AbortSignal): Promise<unknown> {
+  /** One HTTP exchange, bounded by the per-attempt timeout or what is left of the total deadline. */
+  #attempt(spec: RequestSpec, deadline: number): Promise<Buffer> {
     const headers: Record<string, string> = {
       accept: 'application/json',
       authorization: this.#options.authorization,
@@ -167,85 +189,112 @@ export class Transport {
       body = JSON.stringify(spec.body);
       headers['content-type'] = 'application/json';
     }
-    const url = new URL(PATHS[spec.route], this.#options.host);
-    let statusCode: number;
-    let text: string;
-    let retryAfter: string | undefined;
-    try {
-      const res = await request.call(this.#dispatcher, {
-        origin: url.origin,
-        path: url.pathname,
+    const left = deadline - Date.now();
+    const at = performance.now() + Math.max(0, Math.min(this.#options.timeoutMs, left));
+    return new Promise<Buffer>((resolve, reject) => {
+      const exchange = new Exchange(this, spec, at, left <= this.#options.timeoutMs, resolve, reject);
+      // Fresh options each time: some dispatchers (ProxyAgent) rewrite them.
+      exchange.start(this.#dispatcher, {
+        origin: this.#origin,
+        path: PATHS[spec.route],
         method: spec.method,
         headers,
         ...(body === undefined ? {} : { body }),
-        signal: attemptSignal,
       });
-      statusCode = res.statusCode;
-      const ra = res.headers['retry-after'];
-      retryAfter = Array.isArray(ra) ? ra[0] : ra;
-      text = await res.body.text();
-    } catch (error) {
-      this.#options.onResponse?.(spec.route, 'error');
-      if (attemptSignal.aborted) {
-        if (attemptSignal.reason === ATTEMPT_DEADLINE) {
-          return Promise.reject(
-            new PhaseError(
-              ErrorCode.TIMEOUT,
-              `Phase did not answer ${spec.route} within ${this.#options.timeoutMs} ms`,
-              {
-                cause: error,
-              },
-            ),
-          );
-        }
-        throw this.#abortError(spec, signal, error);
-      }
-      throw new PhaseError(
-        ErrorCode.NETWORK,
-        `could not reach Phase at ${url.origin}: ${describeNetworkError(error)}`,
-        {
-          cause: this.#scrub(error),
-        },
-      );
-    }
-    this.#options.onResponse?.(spec.route, statusCode);
-    if (statusCode >= 200 && statusCode < 300) {
-      if (text.length === 0) return undefined;
-      try {
-        return JSON.parse(text) as unknown;
-      } catch {
-        throw new PhaseError(
-          ErrorCode.NETWORK,
-          `Phase answered ${spec.route} with a malformed body (not JSON)`,
-          {
-            status: 200,
-          },
-        );
-      }
-    }
-    throw this.#statusError(spec.route, statusCode, text, retryAfter);
+    });
   }
 
-  #abortError(spec: RequestSpec, signal: AbortSignal, cause: unknown): PhaseError {
-    if (signal.reason === TOTAL_DEADLINE) {
+  /** Tracks an exchange until its deadline or release(). */
+  track(exchange: Exchange): void {
+    this.#inFlight.add(exchange);
+    if (exchange.deadline < this.#timerAt) {
+      if (this.#timer !== undefined) clearTimeout(this.#timer);
+      this.#arm(exchange.deadline, performance.now());
+    } else {
+      this.#timer?.ref();
+    }
+  }
+
+  release(exchange: Exchange): void {
+    this.#inFlight.delete(exchange);
+    if (this.#inFlight.size === 0) this.#timer?.unref();
+  }
+
+  #arm(at: number, now: number): void {
+    this.#timerAt = at;
+    this.#timer = setTimeout(this.#sweep, Math.max(0, Math.ceil(at - now)));
+  }
+
+  /** The set of exchanges in flight for a caller's signal, listening to it the first time it is seen. */
+  watchers(signal: AbortSignal): Set<Exchange> {
+    let set = this.#bySignal.get(signal);
+    if (set === undefined) {
+      const inFlight = new Set<Exchange>();
+      signal.addEventListener(
+        'abort',
+        () => {
+          for (const exchange of inFlight) exchange.abort();
+        },
+        { once: true },
+      );
+      this.#bySignal.set(signal, inFlight);
+      set = inFlight;
+    }
+    return set;
+  }
+
+  /** Called by an exchange when its response has ended (see #turnPending). */
+  ended(): void {
+    if (this.#turnPending) return;
+    this.#turnPending = true;
+    // Runs in the same check phase as undici's own: no extra turn of the loop.
+    setImmediate(this.#turned);
+  }
+
+  /** The error of an exchange that failed before a response: a deadline, a caller's abort or the network. */
+  failure(route: Route, why: Failure, cause: unknown): PhaseError {
+    if (why === 'attempt') {
       return new PhaseError(
         ErrorCode.TIMEOUT,
-        `Phase ${spec.route} request did not complete within the total deadline of ${this.#options.totalTimeoutMs} ms`,
-        { cause: cause instanceof PhaseError ? cause : undefined },
+        `Phase did not answer ${route} within ${this.#options.timeoutMs} ms`,
       );
     }
-    const reason: unknown = signal.reason;
-    // A caller's AbortSignal.timeout() is a deadline, not a cancellation: report it as one.
+    if (why === 'total') {
+      return new PhaseError(
+        ErrorCode.TIMEOUT,
+        `Phase ${route} request did not complete within the total deadline of ${this.#options.totalTimeoutMs} ms`,
+      );
+    }
+    if (why === 'caller') return this.#abortError(route, cause);
+    return new PhaseError(
+      ErrorCode.NETWORK,
+      `could not reach Phase at ${this.#origin}: ${describeNetworkError(cause)}`,
+      { cause: this.#scrub(cause) },
+    );
+  }
+
+  /** Reports one attempt to the onResponse hook. */
+  observe(route: Route, status: number | 'error'): void {
+    this.#options.onResponse?.(route, status);
+  }
+
+  /** The error of a non-2xx answer. */
+  statusError(route: Route, status: number, body: Buffer, retryAfter: string | undefined): PhaseError {
+    return this.#statusError(route, status, decode(body), retryAfter);
+  }
+
+  /** A caller's abort; its AbortSignal.timeout() is a deadline, not a cancellation, and is reported as one. */
+  #abortError(route: Route, reason: unknown): PhaseError {
     if (reason instanceof DOMException && reason.name === 'TimeoutError') {
       return new PhaseError(
         ErrorCode.TIMEOUT,
-        `Phase ${spec.route} request did not complete within the caller's deadline`,
+        `Phase ${route} request did not complete within the caller's deadline`,
         {
           cause: reason,
         },
       );
     }
-    return new PhaseError(ErrorCode.ABORTED, `Phase ${spec.route} request was aborted`, { cause: reason });
+    return new PhaseError(ErrorCode.ABORTED, `Phase ${route} request was aborted`, { cause: reason });
   }
 
   #statusError(route: Route, status: number, text: string, retryAfter: string | undefined): PhaseError {
@@ -315,6 +364,175 @@ function describeNetworkError(error: unknown): string {
   const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause?.code;
   const name = typeof code === 'string' ? code : typeof cause === 'string' ? cause : undefined;
   return name ?? (error instanceof Error ? error.name : 'unknown error');
+}
+
+/** Why an exchange ended without a response. */
+type Failure = 'attempt' | 'total' | 'caller' | 'network';
+
+/** Why a deadline or an abort stopped the request in flight, given to undici's abort. */
+const STOPPED = new Error('stopped by the Phase transport');
+
+/**
+ * One HTTP attempt as an undici dispatch handler (undici 7's controller API): the body is collected into one
+ * Buffer, with no stream, no promise per chunk and no AbortController. It settles once: by the response, by a
+ * network error, by its timer (per-attempt or total deadline) or by the caller's signal, whichever comes first.
+ */
+class Exchange implements Dispatcher.DispatchHandler {
+  readonly #transport: Transport;
+  readonly #spec: RequestSpec;
+  /** The timer stands for the total deadline rather than the per-attempt one. */
+  readonly #total: boolean;
+  readonly #resolve: (body: Buffer) => void;
+  readonly #reject: (error: unknown) => void;
+  /** When the deadline of this attempt passes (performance.now()). */
+  readonly deadline: number;
+  /** The exchanges in flight under the same caller's signal, this one included. */
+  #peers: Set<Exchange> | undefined;
+  #controller: Dispatcher.DispatchController | undefined;
+  #settled = false;
+  #status = 0;
+  #retryAfter: string | undefined;
+  #chunks: Buffer[] = [];
+  #size = 0;
+
+  constructor(
+    transport: Transport,
+    spec: RequestSpec,
+    deadline: number,
+    total: boolean,
+    resolve: (body: Buffer) => void,
+    reject: (error: unknown) => void,
+  ) {
+    this.#transport = transport;
+    this.#spec = spec;
+    this.deadline = deadline;
+    this.#total = total;
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  start(dispatcher: Dispatcher, options: Dispatcher.DispatchOptions): void {
+    const signal = this.#spec.signal;
+    if (signal?.aborted) {
+      this.#fail('caller', signal.reason);
+      return;
+    }
+    this.#transport.track(this);
+    if (signal !== undefined) {
+      this.#peers = this.#transport.watchers(signal);
+      this.#peers.add(this);
+    }
+    try {
+      dispatcher.dispatch(options, this);
+    } catch (error) {
+      this.#fail('network', error);
+    }
+  }
+
+  /** The caller's signal aborted. */
+  abort(): void {
+    this.#fail('caller', this.#spec.signal?.reason);
+  }
+
+  /** The deadline passed. */
+  expire(): void {
+    this.#fail(this.#total ? 'total' : 'attempt', undefined);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    // Already given up (a deadline or an abort while the request waited for a connection).
+    if (this.#settled) {
+      controller.abort(STOPPED);
+      return;
+    }
+    this.#controller = controller;
+    // undici may start a request again after a pipelining failure: start afresh.
+    this.#status = 0;
+    this.#chunks = [];
+    this.#size = 0;
+  }
+
+  onResponseStart(
+    _controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+  ): void {
+    // 1xx informational answers come before the real one.
+    if (statusCode < 200) return;
+    this.#status = statusCode;
+    const ra = headers['retry-after'];
+    this.#retryAfter = Array.isArray(ra) ? ra[0] : ra;
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#settled) return;
+    this.#chunks.push(chunk);
+    this.#size += chunk.length;
+  }
+
+  onResponseEnd(): void {
+    if (this.#settled) return;
+    this.#finish();
+    this.#transport.ended();
+    const route = this.#spec.route;
+    const chunks = this.#chunks;
+    const body =
+      chunks.length === 1 ? chunks[0]! : chunks.length === 0 ? EMPTY : Buffer.concat(chunks, this.#size);
+    this.#chunks = [];
+    const status = this.#status;
+    try {
+      this.#transport.observe(route, status);
+    } catch (error) {
+      this.#reject(error);
+      return;
+    }
+    if (status >= 200 && status < 300) this.#resolve(body);
+    else this.#reject(this.#transport.statusError(route, status, body, this.#retryAfter));
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.#fail('network', error);
+  }
+
+  #fail(why: Failure, cause: unknown): void {
+    if (this.#settled) return;
+    this.#finish();
+    this.#chunks = [];
+    // Stop what is in flight; a request still waiting for a connection is stopped in onRequestStart.
+    if (why !== 'network') this.#controller?.abort(STOPPED);
+    const route = this.#spec.route;
+    try {
+      this.#transport.observe(route, 'error');
+    } catch (error) {
+      this.#reject(error);
+      return;
+    }
+    this.#reject(this.#transport.failure(route, why, cause));
+  }
+
+  #finish(): void {
+    this.#settled = true;
+    this.#transport.release(this);
+    this.#peers?.delete(this);
+  }
+}
+
+/** Parses a 2xx body as JSON: `undefined` for an empty body, NETWORK for anything else that is not JSON. */
+export function parseBody(route: Route, body: Buffer): unknown {
+  if (body.length === 0) return undefined;
+  try {
+    return JSON.parse(decode(body)) as unknown;
+  } catch {
+    throw new PhaseError(ErrorCode.NETWORK, `Phase answered ${route} with a malformed body (not JSON)`, {
+      status: 200,
+    });
+  }
+}
+
+/** UTF-8 text of a body, without a byte order mark. */
+function decode(body: Buffer): string {
+  const bom = body.length > 2 && body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf;
+  return body.toString('utf8', bom ? 3 : 0);
 }
 
 /** `Retry-After` as delta-seconds or an HTTP date, in milliseconds. */
