@@ -1,11 +1,12 @@
 // Item 3 reference: the CPU of one bare HTTP GET of the tokens endpoint every 200 ms with undici (the SDK's own
 // copy), measured like poll-child.mjs (process.cpuUsage() delta between consecutive completions).
-// `node http-baseline-child.mjs HOST POLLS`, token from PHASE_SERVICE_TOKEN.
+// `node http-baseline-child.mjs HOST POLLS [WARMUP]`, token from PHASE_SERVICE_TOKEN.
 import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-const [host, pollsArg] = process.argv.slice(2);
+const [host, pollsArg, warmupArg] = process.argv.slice(2);
 const polls = Number(pollsArg ?? 40);
+const warmup = Number(warmupArg ?? 50);
 const require = createRequire(new URL('../packages/sdk/package.json', import.meta.url));
 const { Agent, request } = require('undici');
 const token = process.env.PHASE_SERVICE_TOKEN.split(':');
@@ -13,14 +14,14 @@ const authorization = `Bearer ${token[0] === 'pss_user' ? 'User' : 'ServiceAccou
 const dispatcher = new Agent({ keepAliveTimeout: 30_000 });
 const cpu = [];
 let last;
-for (let i = 0; i < polls + 10; i++) {
+for (let i = 0; i < polls + warmup; i++) {
   const res = await request(`${host}/service/secrets/tokens/`, {
     method: 'GET',
     headers: { authorization },
     dispatcher,
   });
   await res.body.json();
-  if (i >= 10) {
+  if (i >= warmup) {
     const d = process.cpuUsage(last);
     cpu.push(d.user + d.system);
   }

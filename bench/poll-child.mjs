@@ -1,4 +1,4 @@
-// Issue item 3: a poll that finds no change. `node poll-child.mjs HOST APP_ID ENV POLLS`.
+// Issue item 3: a poll that finds no change. `node poll-child.mjs HOST APP_ID ENV POLLS [WARMUP]`.
 // client.watch() with a 200 ms interval (no jitter). After the first snapshot and a few warm-up polls, for each of
 // POLLS no-change polls we record, between consecutive 'polled' events (one full poll cycle: timer, GET tokens,
 // parse, compare stamps):
@@ -8,9 +8,11 @@
 import { connectEmulator } from '@phasekit/emulator';
 import { PhaseClient } from '@phasekit/sdk';
 
-const [host, appId, envName, pollsArg] = process.argv.slice(2);
+const [host, appId, envName, pollsArg, warmupArg] = process.argv.slice(2);
 const polls = Number(pollsArg ?? 30);
-const WARMUP = 10;
+// Steady state, which is where a watch spends its life: the first read's garbage collected, its helper thread
+// stopped (2 s idle), the JIT settled.
+const WARMUP = Number(warmupArg ?? 50);
 const control = connectEmulator(host);
 const client = new PhaseClient({ token: process.env.PHASE_SERVICE_TOKEN, host });
 // The control client (Node's fetch, loaded on first use) is warmed up before the watch starts: its first call,

@@ -39,6 +39,9 @@ const ONLY = process.env.PHASEKIT_BENCH_ONLY
   ? new Set(process.env.PHASEKIT_BENCH_ONLY.split(',').map(Number))
   : undefined;
 const want = (n) => !ONLY || ONLY.has(n);
+/** Item 3: measured no-change polls, after warm-up polls that reach the steady state (10 s at 200 ms). */
+const POLLS = 60;
+const POLL_WARMUP = 50;
 
 const log = (...args) => process.stderr.write(`[bench] ${args.join(' ')}\n`);
 const started = Date.now();
@@ -185,15 +188,20 @@ async function cryptoCeiling() {
 /** Item 3: a poll that finds no change, 1,000 secrets. */
 async function noChangePoll() {
   log('item 3: no-change poll');
-  const res = await runNode([join(BENCH, 'poll-child.mjs'), emu.url, emu.appId, 'Large', '40'], {
-    env: tokenEnv,
-  });
+  const res = await runNode(
+    [join(BENCH, 'poll-child.mjs'), emu.url, emu.appId, 'Large', String(POLLS), String(POLL_WARMUP)],
+    { env: tokenEnv },
+  );
   if (res.code !== 0) throw new Error(`poll bench failed: ${res.stderr}`);
   const out = lastJson(res.stdout);
-  const base = await runNode([join(BENCH, 'http-baseline-child.mjs'), emu.url, '40'], { env: tokenEnv });
+  const base = await runNode(
+    [join(BENCH, 'http-baseline-child.mjs'), emu.url, String(POLLS), String(POLL_WARMUP)],
+    { env: tokenEnv },
+  );
   if (base.code !== 0) throw new Error(`http baseline failed: ${base.stderr}`);
   const baseline = lastJson(base.stdout);
   return {
+    warmup: POLL_WARMUP,
     bareHttpCpuMs: summarize(baseline.cpuUs.map((u) => u / 1000)),
     polls: out.polls,
     changedPolls: out.changedPolls,
