@@ -139,9 +139,8 @@ export class SecretsWatch extends EventEmitter<WatchEvents> implements AsyncIter
     while (!signal.aborted) {
       if (this.#generation > seen && this.#current) {
         seen = this.#generation;
-        const changes = delivered === undefined ? EMPTY : diffSecrets(delivered, this.#current);
+        yield snapshotOf(delivered, this.#current);
         delivered = this.#current;
-        yield { secrets: delivered, changes };
         continue;
       }
       await new Promise<void>((resolve) => this.#waiters.push(resolve));
@@ -228,6 +227,21 @@ export class SecretsWatch extends EventEmitter<WatchEvents> implements AsyncIter
 function differ(stamps: ReadonlyMap<string, string>, probed: ReadonlyMap<string, string>): boolean {
   for (const [env, at] of stamps) if (probed.get(env) !== at) return true;
   return false;
+}
+
+/**
+ * The snapshot of `secrets` after `previous`. Its `changes` are worked out when first read: a consumer that keeps
+ * its own account (the agent's writer) does not pay for a second diff of every key on every change.
+ */
+function snapshotOf(previous: readonly Secret[] | undefined, secrets: readonly Secret[]): WatchSnapshot {
+  let changes: ChangeSet | undefined;
+  return {
+    secrets,
+    get changes(): ChangeSet {
+      changes ??= previous === undefined ? EMPTY : diffSecrets(previous, secrets);
+      return changes;
+    },
+  };
 }
 
 function counts(c: ChangeSet): { added: number; removed: number; changed: number } {

@@ -18,12 +18,14 @@ import { ErrorCode, FORMAT_FILE_NAMES, PhaseError, formatSecrets, isOutputFormat
 import type { ChangeSet, Logger, OutputFormat, SecretEntry } from '@phasekit/sdk';
 
 import {
-  entryKind,
+  childPath,
+  entryKinds,
   errnoCode,
   fsyncDir,
-  fsyncFile,
+  fsyncFiles,
   isDurable,
   readlinkOrUndefined,
+  removeVersionDir,
   replaceSymlink,
   writeNewFile,
 } from './fs-ops.js';
@@ -365,8 +367,9 @@ export class SnapshotWriter {
 
   /** Refuses (before anything is written) to replace a top-level entry that is not a symlink, e.g. a user's file. */
   #checkTopLevelNames(names: Iterable<string>): void {
+    const kinds = entryKinds(this.#dir);
     for (const name of names) {
-      if (entryKind(join(this.#dir, name)) === 'other') {
+      if (kinds.get(name) === 'other') {
         throw new PhaseError(
           ErrorCode.CONFIG,
           `Cannot link ${JSON.stringify(name)} in snapshot directory ${this.#dir}: a file or directory that phasekit did not create is in the way`,
@@ -383,18 +386,17 @@ export class SnapshotWriter {
       if (this.#owner) chownSync(path, this.#owner.uid, this.#owner.gid);
       chmodSync(path, VERSION_DIR_MODE);
       for (const [name, data] of files) {
-        writeNewFile(join(path, name), data, { mode: this.#fileMode, owner: this.#owner });
+        writeNewFile(childPath(path, name), data, { mode: this.#fileMode, owner: this.#owner });
       }
       if (this.#durable) {
-        // In parallel: concurrent fsyncs share the file system's journal commits.
-        const synced = await Promise.allSettled([...files.keys()].map((name) => fsyncFile(join(path, name))));
-        for (const outcome of synced) if (outcome.status === 'rejected') throw outcome.reason;
+        // Several at a time: concurrent fsyncs share the file system's journal commits.
+        await fsyncFiles(path, files.keys());
         await fsyncDir(path);
       }
       return dirName;
     } catch (error) {
       try {
-        rmSync(path, { recursive: true, force: true });
+        removeVersionDir(path);
       } catch {
         // The failure being reported matters more; the next takeover removes the leftover.
       }
@@ -447,12 +449,12 @@ export class SnapshotWriter {
    */
   async #repair(state: CurrentState): Promise<void> {
     try {
-      const versionNames = new Set(readdirSync(join(this.#dir, state.dirName)));
-      const names = readdirOrEmpty(this.#dir);
+      const versionNames = new Set(readdirSync(childPath(this.#dir, state.dirName)));
+      const kinds = entryKinds(this.#dir);
       for (const name of versionNames) {
-        const path = join(this.#dir, name);
+        const path = childPath(this.#dir, name);
         const wanted = `${DATA_LINK}/${name}`;
-        const kind = entryKind(path);
+        const kind = kinds.get(name) ?? 'missing';
         if (kind === 'other') continue; // Checked before the build; never replace what is not ours.
         if (kind === 'symlink' && readlinkOrUndefined(path) === wanted) continue;
         replaceSymlink(path, wanted, {
@@ -461,13 +463,13 @@ export class SnapshotWriter {
           kind,
         });
       }
-      for (const name of names) {
-        const path = join(this.#dir, name);
+      for (const name of kinds.keys()) {
+        const path = childPath(this.#dir, name);
         if (name === state.dirName || name === DATA_LINK) continue;
         if (name === DATA_TMP_LINK || name === `${DATA_TMP_LINK}.link`) {
           rmSync(path, { force: true });
         } else if (VERSION_DIR_PATTERN.test(name)) {
-          rmSync(path, { recursive: true, force: true });
+          removeVersionDir(path);
         } else if (!versionNames.has(name) && isOurLink(name, readlinkOrUndefined(path))) {
           unlinkSync(path);
         }
