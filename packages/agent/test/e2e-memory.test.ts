@@ -1,0 +1,80 @@
+// Process-level tests of the sidecar's memory settings (docs/benchmarks.md, item 5): the CLI tunes V8 for a
+// long-running process by itself, and leaves alone whatever the operator set through node flags or NODE_OPTIONS.
+import { join } from 'node:path';
+import type { Emulator } from '@phasekit/emulator';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { killAll, recordText, spawnCli, type CliProcess } from './helpers/cli.js';
+import {
+  APP,
+  CANARY,
+  ENV,
+  itLeaksNothing,
+  setMarker,
+  startSeeded,
+  tempDir,
+  tokenNeedles,
+} from './helpers/fixture.js';
+import { snapshotAbove } from './helpers/sidecar.js';
+
+const MiB = 1024 * 1024;
+/** Enough secrets that applying a change allocates several megabytes. */
+const BULK = Array.from({ length: 600 }, (_, i) => ({
+  key: `BULK_${String(i).padStart(4, '0')}`,
+  value: `bulk-value-${i}-${'x'.repeat(120)}`,
+}));
+
+let emu: Emulator;
+let work: { path: string; remove: () => Promise<void> };
+const needles: string[] = [CANARY];
+
+beforeAll(async () => {
+  emu = await startSeeded(BULK);
+  needles.push(...tokenNeedles(emu));
+  work = await tempDir('memory');
+});
+afterEach(() => killAll());
+afterAll(async () => {
+  await emu.close();
+  await work.remove();
+});
+
+function sidecar(name: string, env: Record<string, string> = {}): CliProcess {
+  return spawnCli(
+    [
+      'sidecar',
+      ...['--host', emu.url, '--app', APP, '--env', ENV, '--out', join(work.path, name)],
+      ...['--interval', '100ms', '--health-addr', '127.0.0.1:0'],
+    ],
+    { token: emu.tokens.serviceAccount, env },
+  );
+}
+
+/** Applies a few changes through the sidecar, then reads the size of V8's young generation from /metrics. */
+async function newSpaceAfterChanges(process: CliProcess, tag: string): Promise<number> {
+  const base = String((await process.waitForMsg('health server listening')).url).replace(/\/$/, '');
+  await process.waitForMsg('ready');
+  for (let round = 1; round <= 4; round++) {
+    const from = process.logs.length;
+    setMarker(emu, `${tag}${round}`);
+    await process.waitForLog(snapshotAbove(round), `snapshot ${round + 1}`, { from, timeoutMs: 10_000 });
+  }
+  const metrics = await (await fetch(`${base}/metrics`)).text();
+  recordText('/metrics', metrics);
+  const m = /^phasekit_nodejs_heap_space_size_total_bytes\{space="new"\} (\d+)/m.exec(metrics);
+  expect(m, 'the new-space size in /metrics').not.toBeNull();
+  return Number(m![1]);
+}
+
+it('keeps V8 young generation at its initial size while it applies changes', async () => {
+  const process = sidecar('tuned');
+  expect(await newSpaceAfterChanges(process, 'T')).toBeLessThanOrEqual(2 * MiB);
+  expect((await process.stop()).code).toBe(0);
+});
+
+it('leaves the young generation to the operator who sized it in NODE_OPTIONS', async () => {
+  const process = sidecar('operator', { NODE_OPTIONS: '--max-semi-space-size=8' });
+  expect(await newSpaceAfterChanges(process, 'O')).toBeGreaterThan(2 * MiB);
+  expect((await process.stop()).code).toBe(0);
+});
+
+itLeaksNothing(() => needles);
