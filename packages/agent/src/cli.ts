@@ -149,27 +149,29 @@ async function execute(config: AgentConfig, logger: Logger, controller: AbortCon
     }
     case 'sidecar': {
       tuneV8ForSidecar();
-      const [{ Sidecar }, { startHealthServer }, { createMetrics }, { createNotifier }] = await Promise.all([
+      // The notifier (and node:child_process with it) is loaded only when there is someone to notify.
+      const [{ Sidecar }, { startHealthServer }, { createMetrics }, notify] = await Promise.all([
         import('./agent.js'),
         import('./health.js'),
         import('./metrics.js'),
-        import('./notify.js'),
+        config.notify ? import('./notify.js') : undefined,
       ]);
       const metrics = createMetrics();
-      const notifier = config.notify
-        ? createNotifier({
-            ...(config.notify.signal ? { signal: config.notify.signal } : {}),
-            ...(config.notify.pidfile ? { pidfile: config.notify.pidfile } : {}),
-            ...(config.notify.process ? { processName: config.notify.process } : {}),
-            ...(config.notify.http ? { http: config.notify.http } : {}),
-            ...(config.notify.exec ? { exec: config.notify.exec } : {}),
-            // The hook needs neither the token nor where it lives.
-            env: { ...process.env, PHASE_SERVICE_TOKEN: undefined, PHASE_TOKEN_FILE: undefined },
-            debounceMs: config.notify.debounceMs,
-            logger: logger.child({ component: 'notify' }),
-            metrics: (method, result) => metrics.notification(method, result),
-          })
-        : undefined;
+      const notifier =
+        config.notify && notify
+          ? notify.createNotifier({
+              ...(config.notify.signal ? { signal: config.notify.signal } : {}),
+              ...(config.notify.pidfile ? { pidfile: config.notify.pidfile } : {}),
+              ...(config.notify.process ? { processName: config.notify.process } : {}),
+              ...(config.notify.http ? { http: config.notify.http } : {}),
+              ...(config.notify.exec ? { exec: config.notify.exec } : {}),
+              // The hook needs neither the token nor where it lives.
+              env: { ...process.env, PHASE_SERVICE_TOKEN: undefined, PHASE_TOKEN_FILE: undefined },
+              debounceMs: config.notify.debounceMs,
+              logger: logger.child({ component: 'notify' }),
+              metrics: (method, result) => metrics.notification(method, result),
+            })
+          : undefined;
       const sidecar = new Sidecar(config, { logger, metrics, notifier });
       const health = config.healthAddr
         ? await startHealthServer({
