@@ -43,7 +43,14 @@ Run 'phasekit <command> --help' for its options. Docs: docs/reference/configurat
  * Set before the first request, which is when undici compiles llhttp.
  */
 function tuneRuntime(): void {
-  setFlagsFromString('--liftoff-only');
+  // An operator's own WebAssembly compiler flags win.
+  if (!/--(?:no-)?(?:liftoff|wasm[-_]tier[-_]up)/.test(givenNodeFlags()))
+    setFlagsFromString('--liftoff-only');
+}
+
+/** The node flags the operator gave: on the command line and in NODE_OPTIONS. */
+function givenNodeFlags(): string {
+  return `${process.execArgv.join(' ')} ${process.env['NODE_OPTIONS'] ?? ''}`;
 }
 
 /** The `yaml` package's parser, loaded on demand (in the CLI bundle the CommonJS package is a default export). */
@@ -79,7 +86,7 @@ const SIDECAR_V8_FLAGS: readonly { readonly flag: string; readonly unlessSet: Re
 ];
 
 function tuneV8ForSidecar(): void {
-  const given = `${process.execArgv.join(' ')} ${process.env['NODE_OPTIONS'] ?? ''}`;
+  const given = givenNodeFlags();
   for (const { flag, unlessSet } of SIDECAR_V8_FLAGS) if (!unlessSet.test(given)) setFlagsFromString(flag);
 }
 
