@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import type { Logger } from 'pino';
+import type { RuntimeStats } from './metrics.js';
 import { isPhaseError } from '@phasekit/sdk';
 import {
   COMMANDS,
@@ -90,6 +91,20 @@ function tuneV8ForSidecar(): void {
   for (const { flag, unlessSet } of SIDECAR_V8_FLAGS) if (!unlessSet.test(given)) setFlagsFromString(flag);
 }
 
+/** The process figures of the sidecar's /metrics, read at scrape time. */
+function runtimeStats(): RuntimeStats {
+  const memory = process.memoryUsage();
+  const cpu = process.cpuUsage();
+  return {
+    residentBytes: memory.rss,
+    heapUsedBytes: memory.heapUsed,
+    heapTotalBytes: memory.heapTotal,
+    externalBytes: memory.external,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    startTimeSeconds: (Date.now() - process.uptime() * 1000) / 1000,
+  };
+}
+
 function write(stream: NodeJS.WriteStream, text: string): void {
   stream.write(text.endsWith('\n') ? text : `${text}\n`);
 }
@@ -163,7 +178,7 @@ async function execute(config: AgentConfig, logger: Logger, controller: AbortCon
         import('./metrics.js'),
         config.notify ? import('./notify.js') : undefined,
       ]);
-      const metrics = createMetrics();
+      const metrics = createMetrics({ runtime: runtimeStats });
       const notifier =
         config.notify && notify
           ? notify.createNotifier({

@@ -32,7 +32,7 @@ export type { HealthServer, HealthServerOptions, Readiness } from './health.js';
 export { createLogger } from './logger.js';
 export type { CreateLoggerOptions } from './logger.js';
 export { createMetrics } from './metrics.js';
-export type { Metrics } from './metrics.js';
+export type { Metrics, MetricsOptions, RuntimeStats } from './metrics.js';
 export { createNotifier } from './notify.js';
 export type { ChangeEvent, Notifier, NotifierOptions, NotifyReport } from './notify.js';
 export { RELAYED_SIGNALS, runCommand } from './run.js';

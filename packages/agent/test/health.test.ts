@@ -47,7 +47,8 @@ describe('metrics', () => {
     expect(text).toContain('phasekit_http_requests_total{route="tokens",status="error"} 1');
     expect(text).toContain('phasekit_notifications_total{method="signal",result="success"} 1');
     expect(text).toContain('phasekit_notifications_total{method="http",result="failure"} 1');
-    expect(text).toContain('phasekit_process_cpu_seconds_total');
+    // Process figures only when the caller supplies them (runtime metrics, below).
+    expect(text).not.toContain('phasekit_process_cpu_seconds_total');
 
     // Never the global registry, and two instances do not clash.
     expect(await globalRegistry.metrics()).not.toContain('phasekit_');
@@ -175,5 +176,38 @@ describe('health server', () => {
     controller.abort();
     await server.close();
     await expect(fetch(`${server.url}/healthz`)).rejects.toThrow();
+  });
+});
+
+describe('runtime metrics', () => {
+  it('serves the process figures under the usual names, read at scrape time, and no default collectors', async () => {
+    let reads = 0;
+    const metrics = createMetrics({
+      runtime: () => {
+        reads++;
+        return {
+          residentBytes: 50_000_000,
+          heapUsedBytes: 8_000_000,
+          heapTotalBytes: 12_000_000,
+          externalBytes: 1_000_000,
+          cpuSeconds: 1.5,
+          startTimeSeconds: 1_790_000_000.4,
+        };
+      },
+    });
+    expect(reads).toBe(0);
+    const text = await metrics.registry.metrics();
+    expect(reads).toBe(1);
+    expect(text).toMatch(/^phasekit_process_resident_memory_bytes 50000000$/m);
+    expect(text).toMatch(/^phasekit_process_cpu_seconds_total 1\.5$/m);
+    expect(text).toMatch(/^phasekit_process_start_time_seconds 1790000000$/m);
+    expect(text).toMatch(/^phasekit_nodejs_heap_size_used_bytes 8000000$/m);
+    expect(text).toMatch(/^phasekit_nodejs_heap_size_total_bytes 12000000$/m);
+    expect(text).toMatch(/^phasekit_nodejs_external_memory_bytes 1000000$/m);
+    expect(text).toMatch(/^phasekit_nodejs_heap_space_size_total_bytes\{space="new"\} \d+$/m);
+    // prom-client's collectors (event-loop lag, GC) are not running.
+    expect(text).not.toMatch(/eventloop|gc_duration/);
+    await metrics.registry.metrics();
+    expect(reads).toBe(2);
   });
 });
