@@ -115,10 +115,11 @@ export function renderDoc(r) {
           ? `; the official client does them in WASM, ${fmt(cr.rates['raw-native'].median / cr.rates['raw-wasm'].median, 2)}x slower per operation in item 2's raw loops`
           : ''
       }.`,
-      'A read of 1,024 ciphertexts or more is shared with one helper thread: both threads take chunks of 64 from one atomic',
-      'counter, so this thread starts at once and never waits for the helper to start (a new thread takes tens of',
-      'milliseconds here); the helper takes whatever is left when it is up. The "helper thread off" row shows what it adds',
-      'to a cold process; in one process the helper is already running (it stops after 2 s idle) and adds more.',
+      'A read of 8,192 ciphertexts or more is shared with one helper thread (both threads take chunks of 64 from one atomic',
+      'counter, so this thread never waits for the helper to start); a helper already running takes part from 1,024. A',
+      'read of 3,000 stays on one thread: starting a thread costs tens of milliseconds of a core, which on these 2 cores',
+      'competed with the read itself (an earlier run with the threshold at 1,024 measured 199 ms with the helper against',
+      '180 ms without). The "helper thread off" row is therefore the same code path here.',
       '',
     );
     if (!ok) {
@@ -466,10 +467,10 @@ export function renderDoc(r) {
     '- The native decrypt path no longer zero-fills buffers libsodium overwrites whole, no longer wraps every key in a new',
     '  Buffer view, and decodes the 32-byte ephemeral key without a regular expression and an extra copy (same validation:',
     '  32 bytes from 64 characters means every pair was hex).',
-    '- **A helper thread for large reads.** An earlier trial started a worker while the secrets request was in flight and',
-    '  split the batch in two halves, so the main thread waited for a worker that takes tens of milliseconds to start on a',
-    '  busy 2-core machine, and the cold read got slower. The kept design never waits: both threads claim chunks from one',
-    "  atomic counter, so a helper that starts late simply finds less to do (item 1's rows with and without it). The",
+    '- **A helper thread for large reads.** Both threads claim chunks of 64 ciphertexts from one atomic counter, so',
+    '  this thread never waits for a helper that is still starting. Even so, on these 2 cores starting a thread for a',
+    '  cold read of 3,000 ciphertexts cost more than it saved (199 ms with it, 180 ms without, in one run of item 1), so a',
+    '  helper is started only from 8,192 ciphertexts (~300 ms of work alone) and a running one is used from 1,024. The',
     '  sidecar turns it off: a long-lived process keeps its memory flat rather than save tens of milliseconds once.',
     "- **Start-up of `phasekit once`** (item 4): undici's llhttp no longer TurboFan-compiled (the process waited ~80 ms at",
     "  exit for that job), sodium-native's addon loaded directly (~20 ms), HTTP/2 out of the bundle, YAML on demand, the",

@@ -79,8 +79,9 @@ export interface PhaseClientOptions {
   /** Called after every HTTP attempt with its route and status (or 'error'), for metrics. */
   onResponse?: (route: Route, status: number | 'error') => void;
   /**
-   * Shares large reads (1,024 ciphertexts or more, with the sodium-native backend, on more than one CPU) with one
-   * helper thread, which stops after 2 s without work. Results are identical either way.
+   * Shares large reads (8,192 ciphertexts or more, or 1,024 while a helper started by such a read is still up; with
+   * the sodium-native backend, on more than one CPU) with one helper thread, which stops after 2 s without work.
+   * Results are identical either way.
    * @default true
    */
   parallelDecrypt?: boolean;

@@ -13,8 +13,14 @@ import type { KxKeyPair } from './crypto.js';
 // with its context; the helper's code applies the same checks as decryptAsymmetric, so it never accepts what this
 // thread would refuse.
 
-/** Below this many ciphertexts, starting a thread costs more than it saves. */
-export const PARALLEL_MIN_BATCH = 1024;
+/**
+ * Below this many ciphertexts, starting a thread costs more than it saves: a new thread takes tens of milliseconds of
+ * a core to start, which on a 2-core machine competes with this thread (measured: a cold read of 3,000 ciphertexts
+ * got ~10% slower with a helper started for it; see docs/benchmarks.md, item 1). 8,192 take ~300 ms alone.
+ */
+export const PARALLEL_MIN_BATCH = 8192;
+/** A helper already running (started by a larger batch less than 2 s ago) is worth using from this many. */
+export const PARALLEL_MIN_BATCH_WARM = 1024;
 const CHUNK = 64;
 /** A helper thread left idle this long is stopped (it holds a few MB of memory). */
 const IDLE_MS = 2_000;
@@ -111,7 +117,8 @@ function startHelper(addon: string): NonNullable<typeof helper> {
 
 /** Whether a batch of `count` ciphertexts would be shared with a helper thread. */
 export function wouldParallelise(count: number): boolean {
-  return count >= PARALLEL_MIN_BATCH && nativeAddonPath() !== undefined && availableParallelism() > 1;
+  const min = helper && !helper.busy ? PARALLEL_MIN_BATCH_WARM : PARALLEL_MIN_BATCH;
+  return count >= min && nativeAddonPath() !== undefined && availableParallelism() > 1;
 }
 
 /**
