@@ -138,7 +138,8 @@ async function coldGet() {
   const inRounds = ROUNDS ?? 15;
   log(`item 1: in-process, ${inRounds} rounds`);
   const res = await runNode(
-    [join(BENCH, 'inproc-child.mjs'), emu.url, emu.appId, 'Large', String(inRounds)],
+    // --expose-gc: every sample starts after a full collection, so neither contender pays for the other's garbage.
+    ['--expose-gc', join(BENCH, 'inproc-child.mjs'), emu.url, emu.appId, 'Large', String(inRounds)],
     {
       env: tokenEnv,
       timeoutMs: 600_000,

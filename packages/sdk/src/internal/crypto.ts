@@ -24,6 +24,12 @@ interface Backend {
   readonly via: 'native' | 'native-api' | 'wasm';
   /** The addon file, when loaded directly (a helper thread loads the same file). */
   readonly addonPath?: string;
+  /**
+   * The whole of a ph:v1 decryption after the text checks, without allocating anything but views (the addon
+   * backend): `ephemeralHex` is the 64 hex digits, `body` the base64 text. Returns a view of a scratch buffer,
+   * valid until the next call; throws {@link OpenFailure}.
+   */
+  openAsymmetric?(ephemeralHex: string, body: string, own: KxKeyPair): Uint8Array;
   /** Our receive key for a message from `peer` (crypto_kx_server_session_keys). */
   serverRx(own: KxKeyPair, peer: Uint8Array): Uint8Array;
   /** Our send key to `peer` (crypto_kx_client_session_keys). */
@@ -116,6 +122,16 @@ function nativeBackend(n: any): Backend {
 }
 /* eslint-enable @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-member-access */
 
+/** Why {@link Backend.openAsymmetric} failed, so the caller reports it as decryptAsymmetric always did. */
+class OpenFailure extends Error {
+  constructor(
+    readonly kind: 'hex' | 'short' | 'key' | 'tag',
+    options?: ErrorOptions,
+  ) {
+    super(kind, options);
+  }
+}
+
 /** The part of sodium-native's compiled addon we call; the functions return libsodium's status codes. */
 interface SodiumBinding {
   readonly crypto_kx_SESSIONKEYBYTES: unknown;
@@ -186,9 +202,35 @@ function bindingBackend(b: SodiumBinding, path: string): Backend {
   if (b.crypto_kx_SESSIONKEYBYTES !== KEY || b.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES !== NONCE_BYTES) {
     throw new Error('unexpected sodium-native binding');
   }
+  // Scratch buffers of openAsymmetric: one decryption at a time (all of this is synchronous).
+  const ephemeral = Buffer.alloc(KEY);
+  const rx = Buffer.alloc(KEY);
+  let body = Buffer.alloc(4096);
+  let plain = Buffer.alloc(4096);
+  const openAsymmetric = (ephemeralHex: string, text: string, own: KxKeyPair): Uint8Array => {
+    // Buffer's hex decoder stops at the first pair that is not hex: 32 bytes means all 64 digits were hex.
+    if (ephemeral.write(ephemeralHex, 'hex') !== KEY) throw new OpenFailure('hex');
+    const room = Math.ceil(text.length / 4) * 3;
+    if (room > body.length) body = Buffer.alloc(Math.max(room, body.length * 2));
+    const length = body.write(text, 'base64');
+    if (length < NONCE_BYTES + TAG_BYTES) throw new OpenFailure('short');
+    if (own.publicKey.length !== KEY || own.privateKey.length !== KEY) throw new OpenFailure('key');
+    if (b.crypto_kx_server_session_keys(rx, undefined, own.publicKey, own.privateKey, ephemeral) !== 0) {
+      throw new OpenFailure('key');
+    }
+    const box = body.subarray(0, length - NONCE_BYTES);
+    if (box.length - TAG_BYTES > plain.length) plain = Buffer.alloc(Math.max(box.length, plain.length * 2));
+    const out = plain.subarray(0, box.length - TAG_BYTES);
+    const nonce = body.subarray(length - NONCE_BYTES, length);
+    if (b.crypto_aead_xchacha20poly1305_ietf_decrypt(out, box, undefined, nonce, rx) < 0) {
+      throw new OpenFailure('tag');
+    }
+    return out;
+  };
   return {
     name: 'native',
     via: 'native',
+    openAsymmetric,
     addonPath: path,
     serverRx: (own, peer) => {
       kx(own, peer);
@@ -447,6 +489,22 @@ export function decryptAsymmetric(ciphertext: string, own: KxKeyPair, what: stri
   const sep = rest.indexOf(':');
   if (sep !== 64 || rest.indexOf(':', sep + 1) !== -1)
     throw decryptError(`${what}: malformed ph:v1 ciphertext`);
+  const backend = lib();
+  if (backend.openAsymmetric) {
+    let plain: Uint8Array;
+    try {
+      plain = backend.openAsymmetric(rest.slice(0, sep), rest.slice(sep + 1), own);
+    } catch (error) {
+      if (!(error instanceof OpenFailure)) throw decryptError(what, error);
+      if (error.kind === 'hex') throw new PhaseError(ErrorCode.DECRYPT, `${what} is not valid hex`);
+      throw decryptError(what, error.kind === 'short' ? undefined : new Error('could not verify data'));
+    }
+    try {
+      return utf8.decode(plain);
+    } catch (error) {
+      throw decryptError(`${what}: plaintext is not UTF-8`, error);
+    }
+  }
   // Buffer's hex decoder stops at the first pair that is not hex, so 32 bytes out of 64 characters means all
   // of them were hex digits (the same rule as fromHex, without its regular expression and copy).
   const ephemeral = Buffer.from(rest.slice(0, sep), 'hex');
