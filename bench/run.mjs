@@ -2,7 +2,7 @@
 // writes docs/benchmarks.md (and the raw numbers to bench/.tmp/last-run.json). Not part of `pnpm test`.
 //
 // Environment knobs:
-//   PHASEKIT_BENCH_SOAK_S   soak length in seconds (default 120)
+//   PHASEKIT_BENCH_SOAK_S   soak length in seconds (default 300)
 //   PHASEKIT_BENCH_CHANGES  changes per propagation run (default 50)
 //   PHASEKIT_BENCH_ROUNDS   rounds of the cold-read and cold-start comparisons (default 15 and 20)
 //   PHASEKIT_BENCH_ONLY     comma list of items to run (1..6), for development; the doc then says which ran
@@ -32,7 +32,7 @@ const BENCH = join(ROOT, 'bench');
 const CLI = join(ROOT, 'bench', '.tmp', 'cli', 'phasekit.js');
 mkdirSync(dirname(CLI), { recursive: true });
 cpSync(join(ROOT, 'packages/agent/dist/cli'), dirname(CLI), { recursive: true });
-const SOAK_S = Number(process.env.PHASEKIT_BENCH_SOAK_S ?? 120);
+const SOAK_S = Number(process.env.PHASEKIT_BENCH_SOAK_S ?? 300);
 const CHANGES = Number(process.env.PHASEKIT_BENCH_CHANGES ?? 50);
 const ROUNDS = process.env.PHASEKIT_BENCH_ROUNDS ? Number(process.env.PHASEKIT_BENCH_ROUNDS) : undefined;
 const ONLY = process.env.PHASEKIT_BENCH_ONLY

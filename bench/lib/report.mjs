@@ -347,7 +347,7 @@ export function renderDoc(r) {
       'RSS of a Node process is a sawtooth: the heap grows between major collections and drops after them, so the slope of',
       'all samples mostly says where in the sawtooth the run ended. *Flat* is judged on the minimum of each 20 s window (the',
       'memory still held after collections): a leak shows as a rising series of minima. The first window is warm-up (first',
-      'snapshot, JIT, heap sizing) and is left out of the verdict. Two minutes is a short soak; use',
+      `snapshot, JIT, heap sizing) and is left out of the verdict. ${fmt(r.config.SOAK_S / 60, 0)} minutes is a short soak; use`,
       '`PHASEKIT_BENCH_SOAK_S=1800` for a real leak hunt. (The SDK transport deliberately avoids `AbortSignal.any()` per',
       'request, which retains memory under a long-lived signal, nodejs/node#55351.)',
     );
@@ -481,7 +481,7 @@ export function renderDoc(r) {
     '',
     '```sh',
     'pnpm bench                                  # build, run everything (~10 minutes), rewrite this page',
-    'PHASEKIT_BENCH_SOAK_S=600 pnpm bench        # a longer soak',
+    'PHASEKIT_BENCH_SOAK_S=1800 pnpm bench       # a longer soak (default 300 s)',
     'PHASEKIT_BENCH_CHANGES=100 pnpm bench       # more changes per propagation run',
     'PHASEKIT_BENCH_ROUNDS=30 pnpm bench         # more rounds in items 1 and 4',
     'PHASEKIT_BENCH_ONLY=2,3 pnpm bench          # only some items; this page is then left alone',
