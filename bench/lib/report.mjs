@@ -262,7 +262,7 @@ export function renderDoc(r) {
     );
     p(
       '**What start-up costs were cut** (each measured with CPU profiles of `phasekit once`): the CLI is split per command',
-      "(`once` never compiles the sidecar's metrics, watcher or health server) and minified (whitespace only: names stay);",
+      "(`once` never compiles the sidecar's metrics, watcher or health server) and minified (whitespace and syntax only: names stay);",
       "undici's HTTP/2 client, which loads node:http2 and node:tls, is replaced by a stub in the bundle (phasekit never",
       "negotiates HTTP/2); the YAML parser loads only when a `--config` file is named; sodium-native's addon is loaded",
       "directly (its package's JavaScript wrapper, with node:assert and an addon resolver, took ~20 ms); the snapshot",
