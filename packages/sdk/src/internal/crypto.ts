@@ -197,8 +197,21 @@ function bindingBackend(b: SodiumBinding, path: string): Backend {
   const view = (u: Uint8Array) =>
     Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
   const pair = (): KxKeyPair => ({ publicKey: Buffer.alloc(KEY), privateKey: Buffer.alloc(KEY) });
-  const kx = (own: KxKeyPair, peer: Uint8Array) =>
+  /** Our session key with `peer`: the receive key as the server side, the send key as the client side. */
+  const sessionKey = (
+    side: 'server' | 'client',
+    own: KxKeyPair,
+    peer: Uint8Array,
+    out = Buffer.alloc(KEY),
+  ) => {
     need(own.publicKey.length === KEY && own.privateKey.length === KEY && peer.length === KEY, 'a key');
+    const res =
+      side === 'server'
+        ? b.crypto_kx_server_session_keys(out, undefined, own.publicKey, own.privateKey, peer)
+        : b.crypto_kx_client_session_keys(undefined, out, own.publicKey, own.privateKey, peer);
+    status(res, 'key exchange');
+    return out;
+  };
   if (b.crypto_kx_SESSIONKEYBYTES !== KEY || b.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES !== NONCE_BYTES) {
     throw new Error('unexpected sodium-native binding');
   }
@@ -214,9 +227,10 @@ function bindingBackend(b: SodiumBinding, path: string): Backend {
     if (room > body.length) body = Buffer.alloc(Math.max(room, body.length * 2));
     const length = body.write(text, 'base64');
     if (length < NONCE_BYTES + TAG_BYTES) throw new OpenFailure('short');
-    if (own.publicKey.length !== KEY || own.privateKey.length !== KEY) throw new OpenFailure('key');
-    if (b.crypto_kx_server_session_keys(rx, undefined, own.publicKey, own.privateKey, ephemeral) !== 0) {
-      throw new OpenFailure('key');
+    try {
+      sessionKey('server', own, ephemeral, rx);
+    } catch (error) {
+      throw new OpenFailure('key', { cause: error });
     }
     const box = body.subarray(0, length - NONCE_BYTES);
     if (box.length - TAG_BYTES > plain.length) plain = Buffer.alloc(Math.max(box.length, plain.length * 2));
@@ -232,24 +246,8 @@ function bindingBackend(b: SodiumBinding, path: string): Backend {
     via: 'native',
     openAsymmetric,
     addonPath: path,
-    serverRx: (own, peer) => {
-      kx(own, peer);
-      const rx = Buffer.allocUnsafe(KEY);
-      status(
-        b.crypto_kx_server_session_keys(rx, undefined, own.publicKey, own.privateKey, peer),
-        'key exchange',
-      );
-      return rx;
-    },
-    clientTx: (own, peer) => {
-      kx(own, peer);
-      const tx = Buffer.alloc(KEY);
-      status(
-        b.crypto_kx_client_session_keys(undefined, tx, own.publicKey, own.privateKey, peer),
-        'key exchange',
-      );
-      return tx;
-    },
+    serverRx: (own, peer) => sessionKey('server', own, peer),
+    clientTx: (own, peer) => sessionKey('client', own, peer),
     open: (box, nonce, key) => {
       need(
         box.length >= TAG_BYTES && nonce.length === NONCE_BYTES && key.length === KEY,
