@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { watch as watchFile } from 'chokidar';
 import { EventEmitter } from 'eventemitter3';
 import type { Logger } from 'pino';
 import {
@@ -252,11 +251,6 @@ export class Sidecar extends EventEmitter<SidecarEvents> {
     const auth = this.#config.auth;
     if (auth.source !== 'file') return async () => {};
     const log = this.#deps.logger.child({ component: 'token' });
-    // Kubernetes swaps projected files through a `..data` symlink flip, so watch the folder too.
-    const watcher = watchFile(auth.tokenFile, {
-      ignoreInitial: true,
-      awaitWriteFinish: { stabilityThreshold: 100 },
-    });
     const reread = async () => {
       try {
         await sleep(50, undefined, { signal });
@@ -277,7 +271,25 @@ export class Sidecar extends EventEmitter<SidecarEvents> {
         }
       }
     };
-    watcher.on('all', () => void reread());
-    return () => watcher.close();
+    // chokidar is loaded only here: a sidecar whose token comes from the environment never pays for it (~1-2 MB).
+    const watching = import('chokidar').then(
+      ({ watch }) => {
+        if (signal.aborted) return undefined;
+        // Kubernetes swaps projected files through a `..data` symlink flip, so watch the folder too.
+        const watcher = watch(auth.tokenFile, {
+          ignoreInitial: true,
+          awaitWriteFinish: { stabilityThreshold: 100 },
+        });
+        watcher.on('all', () => void reread());
+        return watcher;
+      },
+      (error: unknown) => {
+        log.warn({ err: error }, 'cannot watch the token file; a rotated token is picked up only on restart');
+        return undefined;
+      },
+    );
+    return async () => {
+      await (await watching)?.close();
+    };
   }
 }

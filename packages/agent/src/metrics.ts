@@ -1,5 +1,12 @@
 import { getHeapSpaceStatistics } from 'node:v8';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+// prom-client by path: its index also loads the Pushgateway (http, https, zlib), the cluster aggregator (cluster,
+// child_process, dgram), Summary and the default collectors (perf_hooks, v8), several MB of a sidecar's memory for
+// code it never runs. These four need nothing but `util`.
+import Counter from 'prom-client/lib/counter.js';
+import Gauge from 'prom-client/lib/gauge.js';
+import Histogram from 'prom-client/lib/histogram.js';
+import Registry from 'prom-client/lib/registry.js';
+import type { Registry as RegistryType, collectDefaultMetrics } from 'prom-client';
 
 /** Outcome of one sync: written, nothing to write, failed, or refused by a guard (empty or shrunken set). */
 export type SyncResult = 'success' | 'unchanged' | 'failure' | 'refused';
@@ -36,12 +43,13 @@ export interface MetricsOptions {
    */
   runtime?: () => RuntimeStats;
   /**
-   * Also run prom-client's default collectors (event-loop lag, GC durations, handles, ...), prefixed `phasekit_`.
-   * Off by default: their event-loop monitor wakes the process every 10 ms and they cost a sidecar about 4 MB of
+   * prom-client's `collectDefaultMetrics`, to also run its default collectors (event-loop lag, GC durations,
+   * handles, ...), prefixed `phasekit_`. Off by default, and passed in rather than imported so that the agent does
+   * not load them: their event-loop monitor wakes the process every 10 ms and they cost a sidecar several MB of
    * resident memory; {@link MetricsOptions.runtime} covers the process figures without either.
-   * @default false
+   * @default undefined (not run)
    */
-  defaultMetrics?: boolean;
+  collectDefaultMetrics?: typeof collectDefaultMetrics;
   /**
    * Clock for `phasekit_last_success_timestamp_seconds`, in milliseconds since the epoch.
    * @default Date.now
@@ -55,7 +63,7 @@ export interface MetricsOptions {
  */
 export interface Metrics {
   /** The registry to scrape; serve `registry.metrics()` with `registry.contentType`. */
-  readonly registry: Registry;
+  readonly registry: RegistryType;
   /**
    * Count one sync and observe its duration, in seconds. `success` and `unchanged` (Phase answered, nothing
    * to write) also stamp `phasekit_last_success_timestamp_seconds`.
@@ -123,7 +131,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   for (const result of SYNC_RESULTS) syncTotal.inc({ result }, 0);
 
   if (options.runtime) registerRuntimeMetrics(registry, options.runtime);
-  if (options.defaultMetrics ?? false) collectDefaultMetrics({ register: registry, prefix: 'phasekit_' });
+  options.collectDefaultMetrics?.({ register: registry, prefix: 'phasekit_' });
 
   return {
     registry,
@@ -147,7 +155,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
 }
 
 /** Process gauges read at scrape time: nothing runs between scrapes. */
-function registerRuntimeMetrics(registry: Registry, read: () => RuntimeStats): void {
+function registerRuntimeMetrics(registry: RegistryType, read: () => RuntimeStats): void {
   let stats: RuntimeStats | undefined;
   // One reading per scrape, shared by the gauges below (collect() runs for each, in registration order).
   const fresh = (): RuntimeStats => (stats = read());

@@ -1,5 +1,5 @@
 import { request } from 'node:http';
-import { register as globalRegistry } from 'prom-client';
+import { collectDefaultMetrics, register as globalRegistry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type HealthServer, type Readiness, startHealthServer } from '../src/health.js';
 import { createMetrics } from '../src/metrics.js';
@@ -55,8 +55,19 @@ describe('metrics', () => {
     expect(() => createMetrics()).not.toThrow();
   });
 
+  it("runs prom-client's default collectors only when the caller hands them in", async () => {
+    const without = await createMetrics().registry.metrics();
+    expect(without).not.toContain('phasekit_nodejs_eventloop_lag_seconds');
+    const metrics = createMetrics({ collectDefaultMetrics });
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('phasekit_nodejs_eventloop_lag_seconds');
+    expect(text).toContain('phasekit_sync_total{result="success"} 0');
+    // The collectors stay on the agent's registry, prefixed.
+    expect(await globalRegistry.metrics()).not.toContain('phasekit_nodejs_eventloop_lag_seconds');
+  });
+
   it('keeps labels to fixed sets, whatever a caller passes', async () => {
-    const metrics = createMetrics({ defaultMetrics: false });
+    const metrics = createMetrics();
     const canary = 'canary-value-4f9e1c7d';
     metrics.httpRequest(canary as 'other', canary as unknown as number);
     metrics.notification(canary as 'exec', canary as 'success');
@@ -70,7 +81,7 @@ describe('metrics', () => {
 
   it('stamps the last success for a sync that found nothing to change', async () => {
     let now = 1_000_000;
-    const metrics = createMetrics({ defaultMetrics: false, now: () => now });
+    const metrics = createMetrics({ now: () => now });
     metrics.syncResult('unchanged', 0.01);
     now = 2_000_000;
     metrics.syncResult('failure', 0.01);
@@ -158,7 +169,7 @@ describe('health server', () => {
     const server = await startHealthServer({
       host: '127.0.0.1',
       port: 0,
-      metrics: createMetrics({ defaultMetrics: false }),
+      metrics: createMetrics(),
       readiness: () => ({ ready: true }),
       logger,
       signal: controller.signal,
@@ -168,7 +179,7 @@ describe('health server', () => {
       startHealthServer({
         host: '127.0.0.1',
         port: server.port,
-        metrics: createMetrics({ defaultMetrics: false }),
+        metrics: createMetrics(),
         readiness: () => ({ ready: true }),
         logger,
       }),
