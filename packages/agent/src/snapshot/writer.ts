@@ -1,4 +1,3 @@
-import { createHash, randomInt } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
@@ -41,6 +40,7 @@ import {
   versionDirName,
 } from './layout.js';
 import type { SnapshotFormat } from './layout.js';
+import { sha256Hex } from './sha256.js';
 
 /** Where the secrets came from; recorded in the manifest. */
 export interface SnapshotSource {
@@ -362,7 +362,7 @@ export class SnapshotWriter {
       gid: this.#gid ?? null,
       source: this.#source,
     });
-    return createHash('sha256').update(canonical, 'utf8').digest('hex');
+    return sha256Hex(canonical);
   }
 
   /** Refuses (before anything is written) to replace a top-level entry that is not a symlink, e.g. a user's file. */
@@ -406,7 +406,8 @@ export class SnapshotWriter {
 
   #mkdirVersion(): string {
     for (let attempt = 0; ; attempt++) {
-      const name = versionDirName(this.#now(), randomInt(0, 1_000_000_000));
+      // Unique, not secret: a clash is retried below.
+      const name = versionDirName(this.#now(), Math.floor(Math.random() * 1_000_000_000));
       try {
         mkdirSync(join(this.#dir, name), { mode: VERSION_DIR_MODE });
         return name;
