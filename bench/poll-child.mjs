@@ -1,4 +1,4 @@
-// Issue item 3: a poll that finds no change. `node poll-child.mjs HOST APP_ID ENV POLLS [WARMUP]`.
+// Issue item 3: a poll that finds no change. `node poll-child.mjs HOST APP_ID ENV POLLS [WARMUP] [AGE]`.
 // client.watch() with a 200 ms interval (no jitter). After the first snapshot and a few warm-up polls, for each of
 // POLLS no-change polls we record, between consecutive 'polled' events (one full poll cycle: timer, GET tokens,
 // parse, compare stamps):
@@ -8,16 +8,26 @@
 import { connectEmulator } from '@phasekit/emulator';
 import { PhaseClient } from '@phasekit/sdk';
 
-const [host, appId, envName, pollsArg, warmupArg] = process.argv.slice(2);
+const [host, appId, envName, pollsArg, warmupArg, ageArg] = process.argv.slice(2);
 const polls = Number(pollsArg ?? 30);
 // Steady state, which is where a watch spends its life: the first read's garbage collected, its helper thread
 // stopped (2 s idle), the JIT settled.
 const WARMUP = Number(warmupArg ?? 50);
+// AGE > 0: first age the process by that many no-change polls of another watch on the same client at 10 ms, the
+// state a watch reaches after AGE polls at any interval (V8 optimises the code a poll runs as it keeps running it;
+// the CPU of a poll falls for the first few thousand). Then the measured watch starts as above.
+const AGE = Number(ageArg ?? 0);
 const control = connectEmulator(host);
 const client = new PhaseClient({ token: process.env.PHASE_SERVICE_TOKEN, host });
 // The control client (Node's fetch, loaded on first use) is warmed up before the watch starts: its first call,
 // made inside the measured window, used to add its loading and compiling to the CPU of the polls.
 await control.clearRequests();
+if (AGE > 0) {
+  const ageing = client.watch({ appId, env: envName }, { intervalMs: 10, jitter: 0 });
+  let n = 0;
+  await new Promise((resolve) => ageing.on('polled', () => ++n >= AGE && resolve()));
+  await ageing.close();
+}
 const watch = client.watch({ appId, env: envName }, { intervalMs: 200, jitter: 0 });
 
 const cycles = [];

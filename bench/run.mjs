@@ -21,7 +21,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEmulatorProcess } from './lib/emulator.mjs';
 import { machineInfo, versions } from './lib/machine.mjs';
-import { lastJson, rssKiB, runNode, sleep, startNode } from './lib/proc.mjs';
+import { cpuMsOf, lastJson, rssKiB, runNode, sleep, startNode } from './lib/proc.mjs';
 import { shuffled, slope, summarize } from './lib/stats.mjs';
 import { renderDoc } from './lib/report.mjs';
 
@@ -42,6 +42,10 @@ const want = (n) => !ONLY || ONLY.has(n);
 /** Item 3: measured no-change polls, after warm-up polls that reach the steady state (10 s at 200 ms). */
 const POLLS = 60;
 const POLL_WARMUP = 50;
+/** Item 3, long-lived watch: no-change polls (at 10 ms) before the warm-up; the CPU of a poll has settled by then. */
+const POLL_AGE = 3000;
+/** Item 3, the CLI sidecar: seconds of no-change polls at 200 ms, after 10 s of warm-up. */
+const SIDECAR_POLL_S = 30;
 
 const log = (...args) => process.stderr.write(`[bench] ${args.join(' ')}\n`);
 const started = Date.now();
@@ -189,30 +193,92 @@ async function cryptoCeiling() {
 /** Item 3: a poll that finds no change, 1,000 secrets. */
 async function noChangePoll() {
   log('item 3: no-change poll');
-  const res = await runNode(
-    [join(BENCH, 'poll-child.mjs'), emu.url, emu.appId, 'Large', String(POLLS), String(POLL_WARMUP)],
-    { env: tokenEnv },
-  );
-  if (res.code !== 0) throw new Error(`poll bench failed: ${res.stderr}`);
-  const out = lastJson(res.stdout);
-  const base = await runNode(
-    [join(BENCH, 'http-baseline-child.mjs'), emu.url, String(POLLS), String(POLL_WARMUP)],
-    { env: tokenEnv },
-  );
-  if (base.code !== 0) throw new Error(`http baseline failed: ${base.stderr}`);
-  const baseline = lastJson(base.stdout);
+  const watchRun = async (age) => {
+    const res = await runNode(
+      [
+        join(BENCH, 'poll-child.mjs'),
+        emu.url,
+        emu.appId,
+        'Large',
+        String(POLLS),
+        String(POLL_WARMUP),
+        String(age),
+      ],
+      { env: tokenEnv },
+    );
+    if (res.code !== 0) throw new Error(`poll bench failed: ${res.stderr}`);
+    return lastJson(res.stdout);
+  };
+  const baselineRun = async (age) => {
+    const res = await runNode(
+      [join(BENCH, 'http-baseline-child.mjs'), emu.url, String(POLLS), String(POLL_WARMUP), String(age)],
+      { env: tokenEnv },
+    );
+    if (res.code !== 0) throw new Error(`http baseline failed: ${res.stderr}`);
+    return lastJson(res.stdout);
+  };
+  const young = await watchRun(0);
+  const youngBase = await baselineRun(0);
+  log(`item 3: long-lived watch (${POLL_AGE} polls first)`);
+  const aged = await watchRun(POLL_AGE);
+  const agedBase = await baselineRun(POLL_AGE);
+  const sidecar = await sidecarPollCpu();
+  const ms = (out) => summarize(out.cpuUs.map((u) => u / 1000));
   return {
     warmup: POLL_WARMUP,
-    bareHttpCpuMs: summarize(baseline.cpuUs.map((u) => u / 1000)),
-    polls: out.polls,
-    changedPolls: out.changedPolls,
-    requestsPerPoll: out.requests / out.polls,
-    byRoute: out.byRoute,
-    decryptionsPerPoll: out.decryptions / out.polls,
-    initialDecryptions: out.initialDecryptions,
-    cpuMs: summarize(out.cpuUs.map((u) => u / 1000)),
-    raw: out,
+    age: POLL_AGE,
+    polls: aged.polls,
+    changedPolls: aged.changedPolls + young.changedPolls,
+    requestsPerPoll: aged.requests / aged.polls,
+    byRoute: aged.byRoute,
+    decryptionsPerPoll: aged.decryptions / aged.polls,
+    initialDecryptions: young.initialDecryptions,
+    cpuMs: ms(aged),
+    bareHttpCpuMs: ms(agedBase),
+    young: {
+      requestsPerPoll: young.requests / young.polls,
+      decryptionsPerPoll: young.decryptions / young.polls,
+      cpuMs: ms(young),
+      bareHttpCpuMs: ms(youngBase),
+    },
+    sidecar,
+    raw: { aged, young },
   };
+}
+
+/** Item 3, for context: CPU per no-change poll of the CLI sidecar (its own V8 settings), from /proc/PID/stat. */
+async function sidecarPollCpu() {
+  log('item 3: sidecar polls');
+  const p = startNode(
+    [
+      CLI,
+      'sidecar',
+      '--host',
+      emu.url,
+      '--app',
+      'bench',
+      '--env',
+      'Large',
+      '--interval',
+      '200ms',
+      '--out',
+      join(work, 'poll-sidecar'),
+    ],
+    { env: tokenEnv },
+  );
+  try {
+    await p.waitLine((l) => l.msg === 'ready', 60_000);
+    await sleep(10_000);
+    await emu.control.clearRequests();
+    const cpu0 = cpuMsOf(p.child.pid);
+    await sleep(SIDECAR_POLL_S * 1000);
+    const cpu = cpuMsOf(p.child.pid) - cpu0;
+    const polls = (await emu.control.requests()).filter((r) => r.route === 'tokens').length;
+    return { polls, cpuMsPerPoll: cpu / polls, seconds: SIDECAR_POLL_S };
+  } finally {
+    p.child.kill('SIGTERM');
+    await new Promise((resolve) => (p.child.exitCode !== null ? resolve() : p.child.once('exit', resolve)));
+  }
 }
 
 /** Item 4: cold start of `phasekit once` (100 secrets) vs the official client's script vs bare node. */

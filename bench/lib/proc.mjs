@@ -45,6 +45,14 @@ export function rssKiB(pid) {
   }
 }
 
+/** CPU time (user + system) a process has used, in ms, from /proc/PID/stat (clock ticks, 10 ms each on Linux). */
+export function cpuMsOf(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
 /** Starts a long-running node process and collects its output; `lines` holds parsed JSON stderr lines. */
 export function startNode(args, { env = {}, cwd } = {}) {
   const child = spawn(process.execPath, args, {
