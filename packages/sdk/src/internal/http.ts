@@ -45,6 +45,9 @@ const MAX_ERROR_TEXT = 200;
 /** Stands in for a caller's signal when there is none: never aborts. */
 const NEVER_ABORTED = new AbortController().signal;
 const EMPTY = Buffer.alloc(0);
+/** Bodies announced between these sizes are received into one buffer (smaller ones arrive in one chunk anyway). */
+const PRESIZE_FROM = 64 * 1024;
+const PRESIZE_UP_TO = 64 * 1024 * 1024;
 
 const defaultSleep = (ms: number, signal: AbortSignal): Promise<void> => sleep(ms, undefined, { signal });
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -393,6 +396,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   #status = 0;
   #retryAfter: string | undefined;
   #chunks: Buffer[] = [];
+  /** The body, when the response announced its length: filled as it arrives, so no chunk outlives its copy. */
+  #body: Buffer | undefined;
   #size = 0;
 
   constructor(
@@ -449,6 +454,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     // undici may start a request again after a pipelining failure: start afresh.
     this.#status = 0;
     this.#chunks = [];
+    this.#body = undefined;
     this.#size = 0;
   }
 
@@ -462,10 +468,27 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.#status = statusCode;
     const ra = headers['retry-after'];
     this.#retryAfter = Array.isArray(ra) ? ra[0] : ra;
+    // A large body announced by Content-Length goes straight into one buffer of that size: gathering the chunks
+    // and then concatenating them held the response twice (1.4 MB for 1,000 secrets) at a sidecar's peak.
+    const length = Number(headers['content-length']);
+    if (Number.isSafeInteger(length) && length > PRESIZE_FROM && length <= PRESIZE_UP_TO) {
+      this.#body = Buffer.allocUnsafeSlow(length);
+    }
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#settled) return;
+    const body = this.#body;
+    if (body !== undefined) {
+      if (this.#size + chunk.length <= body.length) {
+        chunk.copy(body, this.#size);
+        this.#size += chunk.length;
+        return;
+      }
+      // More than announced (undici normally refuses that): carry on with chunks.
+      this.#chunks.push(body.subarray(0, this.#size));
+      this.#body = undefined;
+    }
     this.#chunks.push(chunk);
     this.#size += chunk.length;
   }
@@ -477,8 +500,15 @@ class Exchange implements Dispatcher.DispatchHandler {
     const route = this.#spec.route;
     const chunks = this.#chunks;
     const body =
-      chunks.length === 1 ? chunks[0]! : chunks.length === 0 ? EMPTY : Buffer.concat(chunks, this.#size);
+      this.#body !== undefined
+        ? this.#body.subarray(0, this.#size)
+        : chunks.length === 1
+          ? chunks[0]!
+          : chunks.length === 0
+            ? EMPTY
+            : Buffer.concat(chunks, this.#size);
     this.#chunks = [];
+    this.#body = undefined;
     const status = this.#status;
     try {
       this.#transport.observe(route, status);
@@ -498,6 +528,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.#settled) return;
     this.#finish();
     this.#chunks = [];
+    this.#body = undefined;
     // Stop what is in flight; a request still waiting for a connection is stopped in onRequestStart.
     if (why !== 'network') this.#controller?.abort(STOPPED);
     const route = this.#spec.route;
