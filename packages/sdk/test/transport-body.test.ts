@@ -37,7 +37,7 @@ beforeAll(async () => {
     timeoutMs: 5_000,
     totalTimeoutMs: 10_000,
     retries: 0,
-    logger: { debug() {}, info() {}, warn() {}, error() {} } as never,
+    logger: { debug() {}, info() {}, warn() {}, error() {} },
     secrets: [],
   });
 });
