@@ -22,6 +22,8 @@ export default defineConfig([
     entry: ['src/index.ts'],
     format: ['esm', 'cjs'],
     dts: true,
+    // import.meta.url for the CommonJS build too (health.ts requires node:http through createRequire).
+    shims: true,
     sourcemap: true,
     clean: true,
     target: 'node20',
