@@ -190,6 +190,11 @@ async function cryptoCeiling() {
   };
 }
 
+/** `phasekit sidecar` arguments for the bench app's environment ENV, polled every INTERVAL. */
+function sidecarArgs(env, interval, ...more) {
+  return ['sidecar', '--host', emu.url, '--app', 'bench', '--env', env, '--interval', interval, ...more];
+}
+
 /** Item 3: a poll that finds no change, 1,000 secrets. */
 async function noChangePoll() {
   log('item 3: no-change poll');
@@ -249,23 +254,9 @@ async function noChangePoll() {
 /** Item 3, for context: CPU per no-change poll of the CLI sidecar (its own V8 settings), from /proc/PID/stat. */
 async function sidecarPollCpu() {
   log('item 3: sidecar polls');
-  const p = startNode(
-    [
-      CLI,
-      'sidecar',
-      '--host',
-      emu.url,
-      '--app',
-      'bench',
-      '--env',
-      'Large',
-      '--interval',
-      '200ms',
-      '--out',
-      join(work, 'poll-sidecar'),
-    ],
-    { env: tokenEnv },
-  );
+  const p = startNode([CLI, ...sidecarArgs('Large', '200ms', '--out', join(work, 'poll-sidecar'))], {
+    env: tokenEnv,
+  });
   try {
     await p.waitLine((l) => l.msg === 'ready', 60_000);
     await sleep(10_000);
@@ -374,19 +365,7 @@ async function goCli() {
 /** Item 5: sidecar resident memory over a soak, vs an idle node process. */
 async function soak() {
   log(`item 5: soak for ${SOAK_S} s`);
-  const base = [
-    'sidecar',
-    '--host',
-    emu.url,
-    '--app',
-    'bench',
-    '--env',
-    'Soak',
-    '--interval',
-    '1s',
-    '--health-addr',
-    '127.0.0.1:0',
-  ];
+  const base = sidecarArgs('Soak', '1s', '--health-addr', '127.0.0.1:0');
   const contenders = {
     idle: startNode(['-e', 'setInterval(()=>{},1000)']),
     sidecar: startNode([CLI, ...base, '--out', join(work, 'soak-default')], { env: tokenEnv }),
@@ -530,15 +509,7 @@ async function propagationRun(extra, tag) {
   const sidecar = startNode(
     [
       CLI,
-      'sidecar',
-      '--host',
-      emu.url,
-      '--app',
-      'bench',
-      '--env',
-      'Prop',
-      '--interval',
-      '1s',
+      ...sidecarArgs('Prop', '1s'),
       '--out',
       join(work, `prop-${tag}`),
       '--notify-signal',
