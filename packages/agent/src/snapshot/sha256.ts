@@ -19,13 +19,14 @@ const INITIAL = [
 
 /** SHA-256 (FIPS 180-4) of `text` encoded as UTF-8, in lower-case hex. */
 export function sha256Hex(text: string): string {
-  const data = new TextEncoder().encode(text);
-  // Message, 0x80, zeros, then the length in bits as a 64-bit big-endian number, to a multiple of 64 bytes.
-  const padded = new Uint8Array(((data.length + 72) >>> 6) << 6);
-  padded.set(data);
-  padded[data.length] = 0x80;
+  // Message, 0x80, zeros, then the length in bits as a 64-bit big-endian number, to a multiple of 64 bytes; the
+  // text is encoded straight into that buffer (one copy of a snapshot's worth of bytes, not two).
+  const length = Buffer.byteLength(text, 'utf8');
+  const padded = new Uint8Array(((length + 72) >>> 6) << 6);
+  new TextEncoder().encodeInto(text, padded);
+  padded[length] = 0x80;
   const view = new DataView(padded.buffer);
-  const bits = data.length * 8;
+  const bits = length * 8;
   view.setUint32(padded.length - 8, Math.floor(bits / 0x1_0000_0000));
   view.setUint32(padded.length - 4, bits >>> 0);
 
