@@ -1,8 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Dispatcher } from 'undici';
-// A deep import of the one part we use: undici's index also builds fetch, WebSocket, caches and mocks, which
-// cost a sidecar about 40 ms of start-up and 9 MB of memory it never uses. Any Dispatcher still works.
-import Agent from 'undici/lib/dispatcher/agent.js';
+import type { Agent, Dispatcher } from 'undici';
 import { ErrorCode, PhaseError } from '../errors.js';
 import type { Logger } from '../types.js';
 
@@ -53,13 +50,22 @@ const defaultSleep = (ms: number, signal: AbortSignal): Promise<void> => sleep(m
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
+ * undici's Agent, the default dispatcher, loaded on first use: a caller that brings its own dispatcher (the
+ * phasekit CLI does) never loads undici's client. A deep import of the one part we use: undici's index also builds
+ * fetch, WebSocket, caches and mocks, which cost a sidecar about 40 ms of start-up and 9 MB of memory it never uses.
+ */
+let agentModule: Promise<{ default: typeof Agent }> | undefined;
+
+/**
  * The HTTP layer: one keep-alive pool, per-attempt and total deadlines, bounded jittered retries for
  * idempotent reads, and the mapping from HTTP outcomes to PhaseError codes.
  */
 export class Transport {
   readonly #options: TransportOptions;
-  readonly #dispatcher: Dispatcher;
-  readonly #ownsDispatcher: boolean;
+  /** The caller's dispatcher, or our Agent once created. */
+  #dispatcher: Dispatcher | undefined;
+  /** Our Agent, being created or made: the caller's own dispatcher is theirs to close. */
+  #creating: Promise<Dispatcher> | undefined;
   readonly #origin: string;
   /**
    * A response ended and the event loop has not turned since. undici hands a kept-alive connection back to
@@ -97,10 +103,7 @@ export class Transport {
 
   constructor(options: TransportOptions) {
     this.#options = options;
-    this.#ownsDispatcher = options.dispatcher === undefined;
-    this.#dispatcher =
-      options.dispatcher ??
-      new Agent({ keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000, connections: 8 });
+    this.#dispatcher = options.dispatcher;
     this.#origin = new URL(options.host).origin;
   }
 
@@ -117,12 +120,13 @@ export class Transport {
     // #bySignal): those cost CPU on every poll and can retain memory in a process that polls for days
     // (nodejs/node#55351).
     const deadline = Date.now() + this.#options.totalTimeoutMs;
+    const dispatcher = this.#dispatcher ?? (await this.#createAgent());
     if (this.#turnPending) await nextTurn();
     const idempotent = spec.method === 'GET';
     for (let attempt = 0; ; attempt++) {
       let failure: PhaseError;
       try {
-        return read(spec.route, await this.#attempt(spec, deadline));
+        return read(spec.route, await this.#attempt(dispatcher, spec, deadline));
       } catch (error) {
         if (!(error instanceof PhaseError)) throw error;
         failure = error;
@@ -165,7 +169,19 @@ export class Transport {
       this.#timer = undefined;
       this.#timerAt = Infinity;
     }
-    if (this.#ownsDispatcher) await this.#dispatcher.close();
+    if (this.#creating) await (await this.#creating).close();
+  }
+
+  /** Our own keep-alive pool, created with the first request. */
+  #createAgent(): Promise<Dispatcher> {
+    return (this.#creating ??= (agentModule ??= import('undici/lib/dispatcher/agent.js')).then(
+      ({ default: Agent }) =>
+        (this.#dispatcher = new Agent({
+          keepAliveTimeout: 10_000,
+          keepAliveMaxTimeout: 60_000,
+          connections: 8,
+        })),
+    ));
   }
 
   #delay(attempt: number, retryAfterMs: number | undefined): number | undefined {
@@ -180,7 +196,7 @@ export class Transport {
   }
 
   /** One HTTP exchange, bounded by the per-attempt timeout or what is left of the total deadline. */
-  #attempt(spec: RequestSpec, deadline: number): Promise<Buffer> {
+  #attempt(dispatcher: Dispatcher, spec: RequestSpec, deadline: number): Promise<Buffer> {
     const headers: Record<string, string> = {
       accept: 'application/json',
       authorization: this.#options.authorization,
@@ -197,7 +213,7 @@ export class Transport {
     return new Promise<Buffer>((resolve, reject) => {
       const exchange = new Exchange(this, spec, at, left <= this.#options.timeoutMs, resolve, reject);
       // Fresh options each time: some dispatchers (ProxyAgent) rewrite them.
-      exchange.start(this.#dispatcher, {
+      exchange.start(dispatcher, {
         origin: this.#origin,
         path: PATHS[spec.route],
         method: spec.method,
