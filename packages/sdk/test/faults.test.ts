@@ -1,8 +1,9 @@
 import { startEmulator, type Emulator, type EmulatorState } from '@phasekit/emulator';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { PhaseClient, type PhaseError } from '../src/index.js';
+import { NodeHttpDispatcher, PhaseClient, type PhaseError } from '../src/index.js';
 
-// Every fault ends in its documented code, within the configured deadline, with no unhandled rejection.
+// Every fault ends in its documented code, within the configured deadline, with no unhandled rejection, through
+// both dispatchers the project ships: undici's Agent (the client's default) and NodeHttpDispatcher (the CLI's).
 
 const seed = {
   apps: [{ name: 'shop', environments: [{ name: 'Production', secrets: [{ key: 'A', value: 'alpha' }] }] }],
@@ -10,6 +11,9 @@ const seed = {
 
 let emulator: Emulator;
 const clients: PhaseClient[] = [];
+const dispatchers: NodeHttpDispatcher[] = [];
+/** The dispatcher of the matrix being run: undefined for the client's default. */
+let makeDispatcher: (() => NodeHttpDispatcher) | undefined;
 const unhandled: unknown[] = [];
 const onUnhandled = (reason: unknown) => unhandled.push(reason);
 
@@ -21,6 +25,7 @@ function client(url = emulator.url, options: Partial<ConstructorParameters<typeo
     retries: 2,
     timeoutMs: 500,
     totalTimeoutMs: 5_000,
+    ...(makeDispatcher ? { dispatcher: makeDispatcher() } : {}),
     ...options,
   });
   clients.push(c);
@@ -49,12 +54,29 @@ afterEach(() => {
 });
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.close()));
+  await Promise.all(dispatchers.map((d) => d.close()));
   await emulator.close();
   process.off('unhandledRejection', onUnhandled);
   expect(unhandled).toEqual([]);
 });
 
-describe('fault matrix', () => {
+const DISPATCHERS: [string, (() => NodeHttpDispatcher) | undefined][] = [
+  ["undici's Agent", undefined],
+  [
+    'NodeHttpDispatcher',
+    () => {
+      const d = new NodeHttpDispatcher();
+      dispatchers.push(d);
+      return d;
+    },
+  ],
+];
+
+describe.each(DISPATCHERS)('fault matrix through %s', (_name, make) => {
+  beforeAll(() => {
+    makeDispatcher = make;
+  });
+
   it('429 with Retry-After: waits as told, then RATE_LIMITED with retryAfterMs', async () => {
     emulator.fault({ route: 'tokens', status: 429, retryAfter: 1 });
     const { error, ms } = await outcome(read(client()));
