@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import type { Logger } from 'pino';
 import type { RuntimeStats } from './metrics.js';
-import { isPhaseError } from '@phasekit/sdk';
+import { NodeHttpDispatcher, isPhaseError, type PhaseClientOptions } from '@phasekit/sdk';
 import {
   COMMANDS,
   USAGE,
@@ -37,11 +37,11 @@ Run 'phasekit <command> --help' for its options. Docs: docs/reference/configurat
 `;
 
 /**
- * undici parses HTTP with llhttp compiled to WebAssembly. V8 re-compiles hot WebAssembly functions with its
- * optimising compiler (TurboFan) on a background thread, and a process cannot exit before such jobs finish: for
- * llhttp's parser that was ~80 ms of every `phasekit once`, spent after the work was done, plus the compiler's
- * memory in a sidecar. Liftoff, V8's baseline WebAssembly compiler, parses our few small responses just as well.
- * Set before the first request, which is when undici compiles llhttp.
+ * V8 re-compiles hot WebAssembly functions with its optimising compiler (TurboFan) on a background thread, and a
+ * process cannot exit before such jobs finish: that was ~80 ms of every `phasekit once` when undici's WebAssembly
+ * parser did our HTTP, plus the compiler's memory in a sidecar. The CLI now speaks HTTP through node:http
+ * (the SDK's NodeHttpDispatcher); the WebAssembly left is libsodium's, where sodium-native is not installed (the
+ * container image), and Liftoff, V8's baseline WebAssembly compiler, keeps it to the same bounded cost.
  */
 function tuneRuntime(): void {
   // An operator's own WebAssembly compiler flags win.
@@ -139,17 +139,22 @@ function handleStopSignals(controller: AbortController, logger: Logger, relay: b
   };
 }
 
-async function execute(config: AgentConfig, logger: Logger, controller: AbortController): Promise<number> {
+async function execute(
+  config: AgentConfig,
+  logger: Logger,
+  controller: AbortController,
+  clientOptions: Partial<PhaseClientOptions>,
+): Promise<number> {
   switch (config.command) {
     // Each command loads only its own modules: an init container should not pay to compile the sidecar.
     case 'once': {
       const { runOnce } = await import('./commands.js');
-      await runOnce(config, { logger, signal: controller.signal });
+      await runOnce(config, { logger, signal: controller.signal, clientOptions });
       return 0;
     }
     case 'export': {
       const { runExport } = await import('./commands.js');
-      process.stdout.write(await runExport(config, { logger, signal: controller.signal }));
+      process.stdout.write(await runExport(config, { logger, signal: controller.signal, clientOptions }));
       return 0;
     }
     case 'run': {
@@ -158,6 +163,7 @@ async function execute(config: AgentConfig, logger: Logger, controller: AbortCon
         config,
         {
           logger,
+          clientOptions,
           env: process.env,
           signals: (handler) => {
             for (const s of RELAYED_SIGNALS) process.on(s, handler);
@@ -194,7 +200,7 @@ async function execute(config: AgentConfig, logger: Logger, controller: AbortCon
               metrics: (method, result) => metrics.notification(method, result),
             })
           : undefined;
-      const sidecar = new Sidecar(config, { logger, metrics, notifier });
+      const sidecar = new Sidecar(config, { logger, metrics, notifier, clientOptions });
       const health = config.healthAddr
         ? await startHealthServer({
             host: config.healthAddr.host,
@@ -260,8 +266,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   const logger = createLogger({ level: config.log.level, format: config.log.format });
   const controller = new AbortController();
   const stopHandling = handleStopSignals(controller, logger, command === 'run');
+  // Every command speaks HTTP through node:http rather than undici's WebAssembly parser (see NodeHttpDispatcher).
+  const dispatcher = new NodeHttpDispatcher();
   try {
-    return await execute(config, logger, controller);
+    return await execute(config, logger, controller, { dispatcher });
   } catch (error) {
     const { code, message } = describe(error);
     const exitCode = exitCodeFor(error);
@@ -269,5 +277,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return exitCode;
   } finally {
     stopHandling();
+    // Nothing is in flight any more: this only closes kept-alive connections.
+    await dispatcher.destroy();
   }
 }

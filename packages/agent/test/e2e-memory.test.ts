@@ -85,7 +85,7 @@ it('leaves the young generation to the operator who sized it in NODE_OPTIONS', a
   expect((await process.stop()).code).toBe(0);
 });
 
-it('loads no TLS, compression or node:crypto module graph into a sidecar that uses none', async () => {
+it("loads no TLS, compression or node:crypto module graph, nor undici's WebAssembly parser, into a sidecar", async () => {
   // A preload that records, at exit, every built-in module the process loaded.
   const preload = join(work.path, 'record-modules.cjs');
   const list = join(work.path, 'modules.txt');
@@ -93,7 +93,27 @@ it('loads no TLS, compression or node:crypto module graph into a sidecar that us
     preload,
     `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join('\\n')));\n`,
   );
-  const process = sidecar('modules', { NODE_OPTIONS: `--require ${preload}` });
+  // ...and the exports of every WebAssembly module it compiles (undici's parser exports llhttp_alloc).
+  const wasmPreload = join(work.path, 'record-wasm.cjs');
+  const wasmList = join(work.path, 'wasm.txt');
+  await writeFile(
+    wasmPreload,
+    [
+      "const fs = require('node:fs');",
+      'const seen = [];',
+      'const record = (m) => seen.push(WebAssembly.Module.exports(m).map((e) => e.name).join(","));',
+      'const Module = WebAssembly.Module;',
+      'WebAssembly.Module = function (bytes) { const m = new Module(bytes); record(m); return m; };',
+      'WebAssembly.Module.exports = Module.exports;',
+      'const instantiate = WebAssembly.instantiate;',
+      'WebAssembly.instantiate = async (source, imports) => { const r = await instantiate(source, imports); record(r.module ?? source); return r; };',
+      'const compile = WebAssembly.compile;',
+      'WebAssembly.compile = async (bytes) => { const m = await compile(bytes); record(m); return m; };',
+      `process.on('exit', () => fs.writeFileSync(${JSON.stringify(wasmList)}, seen.join('\\n')));`,
+      '',
+    ].join('\n'),
+  );
+  const process = sidecar('modules', { NODE_OPTIONS: `--require ${preload} --require ${wasmPreload}` });
   await process.waitForMsg('ready');
   const from = process.logs.length;
   setMarker(emu, 'M1');
@@ -117,6 +137,10 @@ it('loads no TLS, compression or node:crypto module graph into a sidecar that us
   // randomness from the Web Crypto global: that part of crypto is expected.)
   const unwanted = ['https', 'tls', 'zlib', 'crypto', 'internal/crypto/keygen', 'internal/crypto/x509'];
   expect(unwanted.filter((name) => loaded.has(name) && !idle.has(name))).toEqual([]);
+  // Its HTTP goes through node:http (the SDK's NodeHttpDispatcher), not undici's WebAssembly parser, whose
+  // TurboFan-compiled call wrappers cost a Node 20 sidecar ~3 MB of resident memory.
+  const wasm = await readFile(wasmList, 'utf8');
+  expect(wasm.split('\n').filter((exports) => exports.includes('llhttp'))).toEqual([]);
   // On Node 20 the check has teeth: such a module loads none of them.
   if (globalThis.process.versions.node.startsWith('20.'))
     expect(idle.has('tls') || idle.has('zlib')).toBe(false);
