@@ -41,6 +41,7 @@ import {
 } from './layout.js';
 import type { SnapshotFormat } from './layout.js';
 import { sha256Hex } from './sha256.js';
+import { isoTime } from '../iso-time.js';
 
 /** Where the secrets came from; recorded in the manifest. */
 export interface SnapshotSource {
@@ -308,7 +309,7 @@ export class SnapshotWriter {
     const manifest: SnapshotManifest = {
       version: this.#lastVersion + 1,
       sha256,
-      updatedAt: options.updatedAt ?? this.#now().toISOString(),
+      updatedAt: options.updatedAt ?? isoTime(this.#now()),
       source: this.#source,
       keys: sorted.map((entry) => entry.key),
       formats: this.#formats,
