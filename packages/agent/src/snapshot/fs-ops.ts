@@ -15,13 +15,21 @@ import {
   symlinkSync,
   unlinkSync,
   writeSync,
+  close,
+  fsync,
+  open,
 } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { promisify } from 'node:util';
 
 // The writer's file system calls are synchronous: on tmpfs (where snapshots live in a pod) each takes microseconds,
 // while its promise version costs a round trip through libuv's thread pool, and a snapshot of a thousand keys makes
 // thousands of them. The one call that can take long on a disk, fsync, stays asynchronous and is skipped where it
-// means nothing: tmpfs and ramfs have no stable storage to flush to.
+// means nothing: tmpfs and ramfs have no stable storage to flush to. It uses node:fs's callback API: node:fs/promises
+// would load a dozen more built-in modules (streams, readline, watchers) into every sidecar for it.
+
+const openAsync = promisify(open);
+const fsyncAsync = promisify(fsync);
+const closeAsync = promisify(close);
 
 /** How many files of one version are being fsynced at once (libuv runs four at a time by default anyway). */
 const FSYNC_CONCURRENCY = 16;
@@ -65,12 +73,16 @@ export function isDurable(path: string): boolean {
 }
 
 /** Flushes a directory's entries (new names, renames, removals) to stable storage. */
-export async function fsyncDir(path: string): Promise<void> {
-  const handle = await open(path, constants.O_RDONLY | constants.O_DIRECTORY);
+export function fsyncDir(path: string): Promise<void> {
+  return fsyncPath(path, constants.O_RDONLY | constants.O_DIRECTORY);
+}
+
+async function fsyncPath(path: string, flags: number): Promise<void> {
+  const fd = await openAsync(path, flags);
   try {
-    await handle.sync();
+    await fsyncAsync(fd);
   } finally {
-    await handle.close();
+    await closeAsync(fd);
   }
 }
 
@@ -109,13 +121,8 @@ export function writeNewFile(
 }
 
 /** Flushes a written file's content to stable storage. */
-export async function fsyncFile(path: string): Promise<void> {
-  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+export function fsyncFile(path: string): Promise<void> {
+  return fsyncPath(path, constants.O_RDONLY | constants.O_NOFOLLOW);
 }
 
 /**
