@@ -373,6 +373,7 @@ async function soak() {
     "sidecar, Node's default V8 settings": startNode(
       [
         '--opt',
+        '--sparkplug',
         '--no-optimize-for-size',
         '--wasm-tier-up',
         '--max-semi-space-size=16',

@@ -74,8 +74,9 @@ async function loadYamlParser(): Promise<YamlParser> {
  *   1,000-secret change: the sidecar's allocation is tiny between changes, so the headroom was 30 MB of resident
  *   memory doing nothing (docs/benchmarks.md, item 5).
  * - Old-generation limits grown in small steps (2 MB rather than 8 MB above the live heap).
- * - No optimising compiler: a sidecar runs a little code once a second; TurboFan's code and compile memory
- *   cost it more than the speed gains.
+ * - No optimising compiler and no baseline compiler: a sidecar runs a little code once a second, which V8's
+ *   interpreter runs well enough; TurboFan's and Sparkplug's code and compile memory cost it more than the speed
+ *   gains (Sparkplug alone: ~1.3 MB of resident memory for ~10% more CPU, docs/benchmarks.md, item 5).
  */
 const SIDECAR_V8_FLAGS: readonly { readonly flag: string; readonly unlessSet: RegExp }[] = [
   {
@@ -84,6 +85,7 @@ const SIDECAR_V8_FLAGS: readonly { readonly flag: string; readonly unlessSet: Re
   },
   { flag: '--optimize-for-size', unlessSet: /--(?:no-)?optimize[-_]for[-_]size/ },
   { flag: '--no-opt', unlessSet: /--(?:no-)?(?:opt|turbofan)\b/ },
+  { flag: '--no-sparkplug', unlessSet: /--(?:no-)?sparkplug\b/ },
 ];
 
 function tuneV8ForSidecar(): void {
