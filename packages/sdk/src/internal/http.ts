@@ -1,5 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Agent, Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+// A deep import of the one part we use: undici's index also builds fetch, WebSocket, caches and mocks, which
+// cost a sidecar about 40 ms of start-up and 9 MB of memory it never uses. Any Dispatcher still works.
+import Agent from 'undici/lib/dispatcher/agent.js';
 import { ErrorCode, PhaseError } from '../errors.js';
 import type { Logger } from '../types.js';
 
@@ -50,13 +53,6 @@ const defaultSleep = (ms: number, signal: AbortSignal): Promise<void> => sleep(m
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
- * undici's Agent, the default dispatcher, loaded on first use: a caller that brings its own dispatcher (the
- * phasekit CLI does) never loads undici's client. A deep import of the one part we use: undici's index also builds
- * fetch, WebSocket, caches and mocks, which cost a sidecar about 40 ms of start-up and 9 MB of memory it never uses.
- */
-let agentModule: Promise<{ default: typeof Agent }> | undefined;
-
-/**
  * The HTTP layer: one keep-alive pool, per-attempt and total deadlines, bounded jittered retries for
  * idempotent reads, and the mapping from HTTP outcomes to PhaseError codes.
  */
@@ -64,8 +60,11 @@ export class Transport {
   readonly #options: TransportOptions;
   /** The caller's dispatcher, or our Agent once created. */
   #dispatcher: Dispatcher | undefined;
-  /** Our Agent, being created or made: the caller's own dispatcher is theirs to close. */
-  #creating: Promise<Dispatcher> | undefined;
+  /**
+   * Our Agent, made with the first request: a client given its own dispatcher never makes one (the phasekit CLI's
+   * bundle leaves undici's Agent out). The caller's own dispatcher is theirs to close.
+   */
+  #agent: Dispatcher | undefined;
   readonly #origin: string;
   /**
    * A response ended and the event loop has not turned since. undici hands a kept-alive connection back to
@@ -120,7 +119,10 @@ export class Transport {
     // #bySignal): those cost CPU on every poll and can retain memory in a process that polls for days
     // (nodejs/node#55351).
     const deadline = Date.now() + this.#options.totalTimeoutMs;
-    const dispatcher = this.#dispatcher ?? (await this.#createAgent());
+    const dispatcher =
+      (this.#dispatcher ??=
+      this.#agent =
+        new Agent({ keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000, connections: 8 }));
     if (this.#turnPending) await nextTurn();
     const idempotent = spec.method === 'GET';
     for (let attempt = 0; ; attempt++) {
@@ -169,19 +171,7 @@ export class Transport {
       this.#timer = undefined;
       this.#timerAt = Infinity;
     }
-    if (this.#creating) await (await this.#creating).close();
-  }
-
-  /** Our own keep-alive pool, created with the first request. */
-  #createAgent(): Promise<Dispatcher> {
-    return (this.#creating ??= (agentModule ??= import('undici/lib/dispatcher/agent.js')).then(
-      ({ default: Agent }) =>
-        (this.#dispatcher = new Agent({
-          keepAliveTimeout: 10_000,
-          keepAliveMaxTimeout: 60_000,
-          connections: 8,
-        })),
-    ));
+    await this.#agent?.close();
   }
 
   #delay(attempt: number, retryAfterMs: number | undefined): number | undefined {
