@@ -47,7 +47,7 @@ export class NodeHttpDispatcher extends Dispatcher {
   #https: Https.Agent | undefined;
   #closed = false;
   /** Exchanges not yet settled, and who waits for them to end (close()). */
-  #inFlight = 0;
+  readonly #inFlight = new Set<NodeExchange>();
   #drained: (() => void)[] = [];
 
   constructor(options: NodeHttpDispatcherOptions = {}) {
@@ -58,7 +58,7 @@ export class NodeHttpDispatcher extends Dispatcher {
 
   override dispatch(options: UndiciDispatcher.DispatchOptions, handler: Handler): boolean {
     const exchange = new NodeExchange(WrapHandler.wrap(handler), this.#settled);
-    this.#inFlight++;
+    this.#inFlight.add(exchange);
     if (this.#closed) {
       exchange.fail(new DispatcherClosedError());
       return false;
@@ -90,8 +90,9 @@ export class NodeHttpDispatcher extends Dispatcher {
     return true;
   }
 
-  readonly #settled = (): void => {
-    if (--this.#inFlight > 0) return;
+  readonly #settled = (exchange: NodeExchange): void => {
+    this.#inFlight.delete(exchange);
+    if (this.#inFlight.size > 0) return;
     if (this.#closed) this.#destroyAgents();
     for (const done of this.#drained.splice(0)) done();
   };
@@ -107,7 +108,7 @@ export class NodeHttpDispatcher extends Dispatcher {
     this.#closed = true;
     // Requests in flight finish; then every connection is closed.
     const drained =
-      this.#inFlight === 0
+      this.#inFlight.size === 0
         ? (this.#destroyAgents(), Promise.resolve())
         : new Promise<void>((resolve) => this.#drained.push(resolve));
     if (callback) {
@@ -126,7 +127,9 @@ export class NodeHttpDispatcher extends Dispatcher {
     callback?: () => void,
   ): Promise<void> | void {
     this.#closed = true;
-    // Requests in flight fail with the sockets' errors.
+    // Requests in flight end now, those still waiting for a connection included.
+    const reason = errorOrCallback instanceof Error ? errorOrCallback : new DispatcherClosedError();
+    for (const exchange of [...this.#inFlight]) exchange.fail(reason);
     this.#destroyAgents();
     const done = typeof errorOrCallback === 'function' ? errorOrCallback : callback;
     if (done) {
@@ -162,7 +165,7 @@ class DispatcherClosedError extends Error {
 /** One request and its response, reported to an undici handler; it settles once. */
 class NodeExchange implements Controller {
   readonly #handler: Handler;
-  readonly #onSettled: () => void;
+  readonly #onSettled: (exchange: NodeExchange) => void;
   #request: Http.ClientRequest | undefined;
   #response: Http.IncomingMessage | undefined;
   #settled = false;
@@ -170,7 +173,7 @@ class NodeExchange implements Controller {
   #paused = false;
   #reason: Error | null = null;
 
-  constructor(handler: Handler, onSettled: () => void) {
+  constructor(handler: Handler, onSettled: (exchange: NodeExchange) => void) {
     this.#handler = handler;
     this.#onSettled = onSettled;
   }
@@ -234,7 +237,7 @@ class NodeExchange implements Controller {
   fail(error: unknown): void {
     if (this.#settled) return;
     this.#settled = true;
-    this.#onSettled();
+    this.#onSettled(this);
     this.#request?.destroy();
     this.#response?.destroy();
     this.#handler.onResponseError?.(this, error instanceof Error ? error : new Error(String(error)));
@@ -273,7 +276,7 @@ class NodeExchange implements Controller {
         return;
       }
       this.#settled = true;
-      this.#onSettled();
+      this.#onSettled(this);
       try {
         this.#handler.onResponseEnd?.(this, response.trailers);
       } catch (error) {

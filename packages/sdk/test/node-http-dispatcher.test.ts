@@ -226,6 +226,21 @@ describe('NodeHttpDispatcher', () => {
     expect(server.sockets.size).toBe(0);
   });
 
+  it('destroy ends every request at once, one still waiting for a connection included', async () => {
+    routes = { '/never': () => {} };
+    const d = dispatcher({ connections: 1 });
+    const both = [send(d, { path: '/never' }), send(d, { path: '/never' })];
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const started = performance.now();
+    await d.destroy();
+    for (const outcome of await Promise.all(both)) {
+      expect(outcome.ended).toBe(false);
+      expect(outcome.errors).toHaveLength(1);
+      expect(outcome.errors[0]).toMatchObject({ code: 'UND_ERR_DESTROYED' });
+    }
+    expect(performance.now() - started).toBeLessThan(1_000);
+  });
+
   it("serves handlers of undici's older callback API", async () => {
     routes = { '/ok': (_req, res) => res.end('legacy') };
     const d = dispatcher();
