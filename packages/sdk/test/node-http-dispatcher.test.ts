@@ -1,6 +1,10 @@
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { startEmulator, type Emulator } from '@phasekit/emulator';
 import type { Dispatcher } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -239,6 +243,45 @@ describe('NodeHttpDispatcher', () => {
       expect(outcome.errors[0]).toMatchObject({ code: 'UND_ERR_DESTROYED' });
     }
     expect(performance.now() - started).toBeLessThan(1_000);
+  });
+
+  it('speaks HTTPS and verifies the server, trusting a private CA only when NODE_EXTRA_CA_CERTS names it', async () => {
+    const cert = fileURLToPath(new URL('./fixtures/tls-cert.pem', import.meta.url));
+    const key = fileURLToPath(new URL('./fixtures/tls-key.pem', import.meta.url));
+    const tls = createHttpsServer({ cert: readFileSync(cert), key: readFileSync(key) }, (_req, res) =>
+      res.end('over tls'),
+    );
+    await new Promise<void>((resolve) => tls.listen(0, '127.0.0.1', resolve));
+    const { port } = tls.address() as AddressInfo;
+    // A fresh process, because Node reads NODE_EXTRA_CA_CERTS at start-up; it uses the built SDK.
+    const sdk = new URL('../dist/index.js', import.meta.url).href;
+    const script = `
+      const { NodeHttpDispatcher } = await import(${JSON.stringify(sdk)});
+      const d = new NodeHttpDispatcher();
+      const chunks = [];
+      d.dispatch({ origin: 'https://127.0.0.1:${port}', path: '/', method: 'GET' }, {
+        onRequestStart() {},
+        onResponseStart(_c, status) { chunks.push(status + ' '); },
+        onResponseData(_c, chunk) { chunks.push(chunk.toString()); },
+        onResponseEnd() { console.log(chunks.join('')); d.close(); },
+        onResponseError(_c, error) { console.log('error ' + error.code); d.close(); },
+      });`;
+    const run = (env: Record<string, string | undefined>) =>
+      new Promise<string>((resolve, reject) =>
+        execFile(
+          process.execPath,
+          ['--input-type=module', '-e', script],
+          { env: { ...process.env, NODE_EXTRA_CA_CERTS: undefined, ...env }, timeout: 20_000 },
+          (error, stdout) => (error ? reject(error) : resolve(stdout.trim())),
+        ),
+      );
+    try {
+      expect(await run({ NODE_EXTRA_CA_CERTS: cert })).toBe('200 over tls');
+      expect(await run({})).toMatch(/^error [A-Z_]*(CERT|SIGNATURE)[A-Z_]*$/);
+    } finally {
+      tls.closeAllConnections();
+      await new Promise((resolve) => tls.close(resolve));
+    }
   });
 
   it("serves handlers of undici's older callback API", async () => {
