@@ -15,7 +15,10 @@ const load = createRequire(import.meta.url);
 export interface NodeHttpDispatcherOptions {
   /** Connections kept per origin, at most. Default 8. */
   readonly connections?: number;
-  /** How long an idle kept-alive connection stays open, in ms (a shorter `Keep-Alive: timeout` from the server wins). Default 10,000. */
+  /**
+   * How long an idle kept-alive connection stays open, in ms (a shorter `Keep-Alive: timeout` from the server wins).
+   * Default 10,000.
+   */
   readonly keepAliveTimeoutMs?: number;
 }
 
