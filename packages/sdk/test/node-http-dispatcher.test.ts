@@ -272,7 +272,8 @@ describe('NodeHttpDispatcher', () => {
           process.execPath,
           ['--input-type=module', '-e', script],
           { env: { ...process.env, NODE_EXTRA_CA_CERTS: undefined, ...env }, timeout: 20_000 },
-          (error, stdout) => (error ? reject(error) : resolve(stdout.trim())),
+          (error, stdout) =>
+            error ? reject(new Error('the HTTPS child failed', { cause: error })) : resolve(stdout.trim()),
         ),
       );
     try {
