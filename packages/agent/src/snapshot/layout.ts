@@ -1,5 +1,6 @@
 import { FORMAT_FILE_NAMES, OUTPUT_FORMATS } from '@phasekit/sdk';
 import type { OutputFormat } from '@phasekit/sdk';
+import { utcFields } from '../iso-time.js';
 
 /** A snapshot format: `files` (one file per key, named as the key) or a rendered {@link OutputFormat}. */
 export type SnapshotFormat = 'files' | OutputFormat;
@@ -54,14 +55,6 @@ export function unsafeKeyReason(key: string): string | undefined {
 
 /** A fresh version directory name for `date` (UTC) and a 9-digit suffix. */
 export function versionDirName(date: Date, suffix: number): string {
-  const pad = (n: number, width = 2): string => String(n).padStart(width, '0');
-  const stamp = [
-    pad(date.getUTCFullYear(), 4),
-    pad(date.getUTCMonth() + 1),
-    pad(date.getUTCDate()),
-    pad(date.getUTCHours()),
-    pad(date.getUTCMinutes()),
-    pad(date.getUTCSeconds()),
-  ].join('_');
+  const stamp = utcFields(date).slice(0, 6).join('_');
   return `..${stamp}.${String(suffix).padStart(9, '0').slice(-9)}`;
 }
