@@ -243,6 +243,10 @@ class NodeExchange implements Controller {
     this.#onSettled(this);
     this.#request?.destroy();
     this.#response?.destroy();
+    this.#reportError(error);
+  }
+
+  #reportError(error: unknown): void {
     this.#handler.onResponseError?.(this, error instanceof Error ? error : new Error(String(error)));
   }
 
@@ -284,7 +288,7 @@ class NodeExchange implements Controller {
         this.#handler.onResponseEnd?.(this, response.trailers);
       } catch (error) {
         // Reported like undici does: to the handler, as an error of the response.
-        this.#handler.onResponseError?.(this, error instanceof Error ? error : new Error(String(error)));
+        this.#reportError(error);
       }
     });
   }
