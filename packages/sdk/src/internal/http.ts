@@ -58,13 +58,11 @@ const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(reso
  */
 export class Transport {
   readonly #options: TransportOptions;
-  /** The caller's dispatcher, or our Agent once created. */
-  #dispatcher: Dispatcher | undefined;
   /**
-   * Our Agent, made with the first request: a client given its own dispatcher never makes one (the phasekit CLI's
-   * bundle leaves undici's Agent out). The caller's own dispatcher is theirs to close.
+   * The caller's dispatcher, or our Agent, made with the first request: a client given its own dispatcher never
+   * makes one (the phasekit CLI's bundle leaves undici's Agent out). The caller's own dispatcher is theirs to close.
    */
-  #agent: Dispatcher | undefined;
+  #dispatcher: Dispatcher | undefined;
   readonly #origin: string;
   /**
    * A response ended and the event loop has not turned since. undici hands a kept-alive connection back to
@@ -119,10 +117,11 @@ export class Transport {
     // #bySignal): those cost CPU on every poll and can retain memory in a process that polls for days
     // (nodejs/node#55351).
     const deadline = Date.now() + this.#options.totalTimeoutMs;
-    const dispatcher =
-      (this.#dispatcher ??=
-      this.#agent =
-        new Agent({ keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000, connections: 8 }));
+    const dispatcher = (this.#dispatcher ??= new Agent({
+      keepAliveTimeout: 10_000,
+      keepAliveMaxTimeout: 60_000,
+      connections: 8,
+    }));
     if (this.#turnPending) await nextTurn();
     const idempotent = spec.method === 'GET';
     for (let attempt = 0; ; attempt++) {
@@ -171,7 +170,7 @@ export class Transport {
       this.#timer = undefined;
       this.#timerAt = Infinity;
     }
-    await this.#agent?.close();
+    if (this.#options.dispatcher === undefined) await this.#dispatcher?.close();
   }
 
   #delay(attempt: number, retryAfterMs: number | undefined): number | undefined {
