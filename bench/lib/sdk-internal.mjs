@@ -20,7 +20,7 @@ export async function loadSdkCrypto() {
     bundle: true,
     platform: 'node',
     format: 'esm',
-    target: 'node20',
+    target: 'node22',
     outfile,
     external: ['sodium-native'],
     nodePaths: [join(ROOT, 'packages/sdk/node_modules')],

@@ -36,7 +36,7 @@ export default defineConfig([
     shims: true,
     sourcemap: true,
     clean: true,
-    target: 'node20',
+    target: 'node22',
   },
   {
     // The CLI bundle: everything but node built-ins inlined, so the container image needs no node_modules.
@@ -47,7 +47,7 @@ export default defineConfig([
     outDir: 'dist/cli',
     sourcemap: true,
     clean: true,
-    target: 'node20',
+    target: 'node22',
     platform: 'node',
     noExternal: [/.*/],
     splitting: true,

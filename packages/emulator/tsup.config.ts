@@ -6,6 +6,6 @@ export default defineConfig({
   dts: true,
   sourcemap: true,
   clean: true,
-  target: 'node20',
+  target: 'node22',
   // cli.ts starts with its own `#!/usr/bin/env node`, which esbuild keeps and tsup marks executable.
 });

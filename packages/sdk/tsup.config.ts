@@ -6,7 +6,7 @@ export default defineConfig({
   dts: true,
   sourcemap: true,
   clean: true,
-  target: 'node20',
+  target: 'node22',
   // crypto.ts loads the optional sodium-native addon through createRequire(import.meta.url).
   shims: true,
 });

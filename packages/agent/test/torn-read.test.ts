@@ -228,7 +228,7 @@ async function bundleRunner(outfile: string): Promise<void> {
     bundle: true,
     platform: 'node',
     format: 'esm',
-    target: 'node20',
+    target: 'node22',
     conditions: ['@phasekit/source'],
     outfile,
     logLevel: 'error',
