@@ -17,16 +17,6 @@ const withoutHttp2: Plugin = {
   },
 };
 
-/** Replaces undici's Agent with a stub in the CLI bundle: see bundle/no-undici-agent.cjs. */
-const withoutUndiciAgent: Plugin = {
-  name: 'phasekit-without-undici-agent',
-  setup(build) {
-    build.onResolve({ filter: /^undici\/lib\/dispatcher\/agent\.js$/ }, () => ({
-      path: fileURLToPath(new URL('./bundle/no-undici-agent.cjs', import.meta.url)),
-    }));
-  },
-};
-
 export default defineConfig([
   {
     entry: ['src/index.ts'],
@@ -51,7 +41,7 @@ export default defineConfig([
     platform: 'node',
     noExternal: [/.*/],
     splitting: true,
-    esbuildPlugins: [withoutHttp2, withoutUndiciAgent],
+    esbuildPlugins: [withoutHttp2],
     // Whitespace and comments out, names kept (stack traces and logs stay readable; source maps map the rest):
     // a third of the bytes V8 must scan before the first request.
     esbuildOptions(options) {

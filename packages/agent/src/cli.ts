@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import type { Logger } from 'pino';
 import type { RuntimeStats } from './metrics.js';
-import { NodeHttpDispatcher, isPhaseError, type PhaseClientOptions } from '@phasekit/sdk';
+import { isPhaseError, type PhaseClientOptions } from '@phasekit/sdk';
 import {
   COMMANDS,
   USAGE,
@@ -268,10 +268,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   const logger = createLogger({ level: config.log.level, format: config.log.format });
   const controller = new AbortController();
   const stopHandling = handleStopSignals(controller, logger, command === 'run');
-  // Every command speaks HTTP through node:http rather than undici's WebAssembly parser (see NodeHttpDispatcher).
-  const dispatcher = new NodeHttpDispatcher();
   try {
-    return await execute(config, logger, controller, { dispatcher });
+    // Each client makes its own undici pool (honouring HTTPS_PROXY and NO_PROXY) and closes it when done.
+    return await execute(config, logger, controller, {});
   } catch (error) {
     const { code, message } = describe(error);
     const exitCode = exitCodeFor(error);
@@ -279,7 +278,5 @@ export async function main(argv: readonly string[]): Promise<number> {
     return exitCode;
   } finally {
     stopHandling();
-    // Nothing is in flight any more: this only closes kept-alive connections.
-    await dispatcher.destroy();
   }
 }

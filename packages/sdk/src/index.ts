@@ -4,8 +4,6 @@ export type { EnvTarget, NewSecret, PhaseClientOptions, SecretUpdate } from './c
 export { ErrorCode, PhaseError, isPhaseError } from './errors.js';
 export { cryptoBackend } from './internal/crypto.js';
 export type { PhaseErrorOptions } from './errors.js';
-export { NodeHttpDispatcher } from './node-http-dispatcher.js';
-export type { NodeHttpDispatcherOptions } from './node-http-dispatcher.js';
 export { FORMAT_FILE_NAMES, OUTPUT_FORMATS, formatSecrets, isOutputFormat } from './format.js';
 export type { OutputFormat, SecretEntry } from './format.js';
 export { SecretsDirWatcher, readSecretsDir, watchSecretsDir } from './secrets-dir.js';

@@ -1,9 +1,10 @@
 import { startEmulator, type Emulator, type EmulatorState } from '@phasekit/emulator';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { NodeHttpDispatcher, PhaseClient, type PhaseError } from '../src/index.js';
+import { Agent } from 'undici';
+import { PhaseClient, type PhaseError } from '../src/index.js';
 
 // Every fault ends in its documented code, within the configured deadline, with no unhandled rejection, through
-// both dispatchers the project ships: undici's Agent (the client's default) and NodeHttpDispatcher (the CLI's).
+// the client's own dispatcher (undici's EnvHttpProxyAgent) and through an undici Agent given by the caller.
 
 const seed = {
   apps: [{ name: 'shop', environments: [{ name: 'Production', secrets: [{ key: 'A', value: 'alpha' }] }] }],
@@ -11,9 +12,9 @@ const seed = {
 
 let emulator: Emulator;
 const clients: PhaseClient[] = [];
-const dispatchers: NodeHttpDispatcher[] = [];
+const dispatchers: Agent[] = [];
 /** The dispatcher of the matrix being run: undefined for the client's default. */
-let makeDispatcher: (() => NodeHttpDispatcher) | undefined;
+let makeDispatcher: (() => Agent) | undefined;
 const unhandled: unknown[] = [];
 const onUnhandled = (reason: unknown) => unhandled.push(reason);
 
@@ -60,12 +61,12 @@ afterAll(async () => {
   expect(unhandled).toEqual([]);
 });
 
-const DISPATCHERS: [string, (() => NodeHttpDispatcher) | undefined][] = [
-  ["undici's Agent", undefined],
+const DISPATCHERS: [string, (() => Agent) | undefined][] = [
+  ["the client's own dispatcher", undefined],
   [
-    'NodeHttpDispatcher',
+    "a caller's undici Agent",
     () => {
-      const d = new NodeHttpDispatcher();
+      const d = new Agent();
       dispatchers.push(d);
       return d;
     },

@@ -1,8 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type * as UndiciModule from 'undici';
 import type { Dispatcher } from 'undici';
-// A deep import of the one part we use: undici's index also builds fetch, WebSocket, caches and mocks, which
-// cost a sidecar about 40 ms of start-up and 9 MB of memory it never uses. Any Dispatcher still works.
-import Agent from 'undici/lib/dispatcher/agent.js';
 import { ErrorCode, PhaseError } from '../errors.js';
 import type { Logger } from '../types.js';
 
@@ -36,7 +34,6 @@ export interface RequestSpec {
 }
 
 const PATHS: Record<Route, string> = { tokens: '/service/secrets/tokens/', secrets: '/service/secrets/' };
-const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
 const BASE_DELAY_MS = 500;
 const MAX_DELAY_MS = 8_000;
 /** A server that asks us to wait longer than this is treated as unavailable for this call. */
@@ -44,63 +41,59 @@ const MAX_RETRY_AFTER_MS = 60_000;
 const MAX_ERROR_TEXT = 200;
 /** Stands in for a caller's signal when there is none: never aborts. */
 const NEVER_ABORTED = new AbortController().signal;
-const EMPTY = Buffer.alloc(0);
-/** Bodies announced between these sizes are received into one buffer (smaller ones arrive in one chunk anyway). */
-const PRESIZE_FROM = 64 * 1024;
-const PRESIZE_UP_TO = 64 * 1024 * 1024;
 
 const defaultSleep = (ms: number, signal: AbortSignal): Promise<void> => sleep(ms, undefined, { signal });
-const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
- * The HTTP layer: one keep-alive pool, per-attempt and total deadlines, bounded jittered retries for
- * idempotent reads, and the mapping from HTTP outcomes to PhaseError codes.
+ * undici, loaded with the first request of a client that was given no dispatcher: a service that passes its own
+ * never pays for loading undici's fetch, WebSocket and cache modules.
+ */
+let undici: Promise<Undici> | undefined;
+type Undici = typeof UndiciModule;
+
+/** undici's exports; a bundle that imports the CommonJS package (the phasekit CLI) finds them under `default`. */
+async function loadUndici(): Promise<Undici> {
+  const loaded = (await import('undici')) as Undici & { default?: Undici };
+  return loaded.EnvHttpProxyAgent === undefined && loaded.default !== undefined ? loaded.default : loaded;
+}
+
+/**
+ * The client's own dispatcher: undici's EnvHttpProxyAgent, a keep-alive Agent that honours `HTTPS_PROXY`,
+ * `HTTP_PROXY` and `NO_PROXY` (upper or lower case), as corporate networks need.
+ */
+async function defaultDispatcher(): Promise<Dispatcher> {
+  const { EnvHttpProxyAgent } = await (undici ??= loadUndici());
+  return new EnvHttpProxyAgent({ keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000, connections: 8 });
+}
+
+const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
+
+/** A failure worth another attempt: the network, a deadline, throttling, an unavailable server or a garbled body. */
+function isTransient(failure: PhaseError): boolean {
+  return (
+    (failure.code === ErrorCode.NETWORK ||
+      failure.code === ErrorCode.RATE_LIMITED ||
+      failure.code === ErrorCode.TIMEOUT) &&
+    (failure.status === undefined || RETRYABLE_STATUS.has(failure.status) || failure.status === 200)
+  );
+}
+
+/** Why an attempt ended without a response: its own deadline, the call's total deadline or the network. */
+type Failure = 'attempt' | 'total' | 'network';
+
+/**
+ * The HTTP layer: undici's `request()` on one keep-alive pool, per-attempt and total deadlines, bounded jittered
+ * retries for reads, and the mapping from HTTP outcomes to PhaseError codes.
  */
 export class Transport {
   readonly #options: TransportOptions;
-  /**
-   * The caller's dispatcher, or our Agent, made with the first request: a client given its own dispatcher never
-   * makes one (the phasekit CLI's bundle leaves undici's Agent out). The caller's own dispatcher is theirs to close.
-   */
-  #dispatcher: Dispatcher | undefined;
+  /** The caller's dispatcher (theirs to close), or ours, made with the first request. */
+  #dispatcher: Promise<Dispatcher> | undefined;
   readonly #origin: string;
-  /**
-   * A response ended and the event loop has not turned since. undici hands a kept-alive connection back to
-   * its pool one turn after a response (a setImmediate): a request sent sooner, like the secrets read right
-   * after the tokens probe, would open a second connection, so it waits for that turn first.
-   */
-  #turnPending = false;
-  readonly #turned = (): void => {
-    this.#turnPending = false;
-  };
-  /**
-   * The exchanges in flight for each caller's signal, with one abort listener per signal however many
-   * requests it covers: adding and removing a listener per request costs a poll tens of microseconds.
-   */
-  readonly #bySignal = new WeakMap<AbortSignal, Set<Exchange>>();
-  /**
-   * Deadlines: one timer for every exchange in flight, set for the earliest deadline and left running (unref'd)
-   * when nothing is in flight, so a poll every few seconds does not create and clear a timer each time.
-   */
-  readonly #inFlight = new Set<Exchange>();
-  #timer: NodeJS.Timeout | undefined;
-  #timerAt = Infinity;
-  readonly #sweep = (): void => {
-    this.#timer = undefined;
-    this.#timerAt = Infinity;
-    const now = performance.now();
-    let next = Infinity;
-    for (const exchange of this.#inFlight) {
-      // Timers may fire a fraction of a millisecond before the deadline they were set for.
-      if (exchange.deadline <= now + 1) exchange.expire();
-      else next = Math.min(next, exchange.deadline);
-    }
-    if (next !== Infinity) this.#arm(next, now);
-  };
 
   constructor(options: TransportOptions) {
     this.#options = options;
-    this.#dispatcher = options.dispatcher;
+    if (options.dispatcher !== undefined) this.#dispatcher = Promise.resolve(options.dispatcher);
     this.#origin = new URL(options.host).origin;
   }
 
@@ -113,16 +106,8 @@ export class Transport {
     spec: RequestSpec,
     read: (route: Route, body: Buffer) => T = parseBody as (route: Route, body: Buffer) => T,
   ): Promise<T> {
-    // No AbortController, AbortSignal.timeout/any, timer or abort listener per attempt (see #inFlight and
-    // #bySignal): those cost CPU on every poll and can retain memory in a process that polls for days
-    // (nodejs/node#55351).
     const deadline = Date.now() + this.#options.totalTimeoutMs;
-    const dispatcher = (this.#dispatcher ??= new Agent({
-      keepAliveTimeout: 10_000,
-      keepAliveMaxTimeout: 60_000,
-      connections: 8,
-    }));
-    if (this.#turnPending) await nextTurn();
+    const dispatcher = await (this.#dispatcher ??= defaultDispatcher());
     const idempotent = spec.method === 'GET';
     for (let attempt = 0; ; attempt++) {
       let failure: PhaseError;
@@ -136,10 +121,7 @@ export class Transport {
         idempotent &&
         attempt < this.#options.retries &&
         spec.signal?.aborted !== true &&
-        (failure.code === ErrorCode.NETWORK ||
-          failure.code === ErrorCode.RATE_LIMITED ||
-          failure.code === ErrorCode.TIMEOUT) &&
-        (failure.status === undefined || RETRYABLE_STATUS.has(failure.status) || failure.status === 200);
+        isTransient(failure);
       if (!retryable) throw failure;
       const delay = this.#delay(attempt, failure.retryAfterMs);
       // Waiting past the deadline would only turn a clear error into a vague timeout.
@@ -162,15 +144,11 @@ export class Transport {
     }
   }
 
-  /** Closes the pool if we created it. */
+  /** Closes the pool if we created it; requests in flight finish first. */
   async close(): Promise<void> {
-    // Requests still in flight keep their deadlines.
-    if (this.#inFlight.size === 0) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-      this.#timerAt = Infinity;
+    if (this.#options.dispatcher === undefined && this.#dispatcher !== undefined) {
+      await (await this.#dispatcher).close();
     }
-    if (this.#options.dispatcher === undefined) await this.#dispatcher?.close();
   }
 
   #delay(attempt: number, retryAfterMs: number | undefined): number | undefined {
@@ -185,7 +163,7 @@ export class Transport {
   }
 
   /** One HTTP exchange, bounded by the per-attempt timeout or what is left of the total deadline. */
-  #attempt(dispatcher: Dispatcher, spec: RequestSpec, deadline: number): Promise<Buffer> {
+  async #attempt(dispatcher: Dispatcher, spec: RequestSpec, deadline: number): Promise<Buffer> {
     const headers: Record<string, string> = {
       accept: 'application/json',
       authorization: this.#options.authorization,
@@ -198,69 +176,46 @@ export class Transport {
       headers['content-type'] = 'application/json';
     }
     const left = deadline - Date.now();
-    const at = performance.now() + Math.max(0, Math.min(this.#options.timeoutMs, left));
-    return new Promise<Buffer>((resolve, reject) => {
-      const exchange = new Exchange(this, spec, at, left <= this.#options.timeoutMs, resolve, reject);
-      // Fresh options each time: some dispatchers (ProxyAgent) rewrite them.
-      exchange.start(dispatcher, {
+    const limit = AbortSignal.timeout(Math.max(0, Math.min(this.#options.timeoutMs, left)));
+    const signal = spec.signal === undefined ? limit : AbortSignal.any([spec.signal, limit]);
+    const route = spec.route;
+    let status: number;
+    let received: Buffer;
+    let retryAfter: string | string[] | undefined;
+    try {
+      const response = await dispatcher.request({
         origin: this.#origin,
-        path: PATHS[spec.route],
+        path: PATHS[route],
         method: spec.method,
         headers,
+        signal,
         ...(body === undefined ? {} : { body }),
       });
-    });
-  }
-
-  /** Tracks an exchange until its deadline or release(). */
-  track(exchange: Exchange): void {
-    this.#inFlight.add(exchange);
-    if (exchange.deadline < this.#timerAt) {
-      if (this.#timer !== undefined) clearTimeout(this.#timer);
-      this.#arm(exchange.deadline, performance.now());
-    } else {
-      this.#timer?.ref();
+      status = response.statusCode;
+      retryAfter = response.headers['retry-after'];
+      received = Buffer.from(await response.body.arrayBuffer());
+      // undici returns the connection to its pool a turn after the body ends: a request sent sooner (the secrets
+      // read right after the tokens probe) would open a second connection, and over HTTPS a second handshake.
+      await new Promise(setImmediate);
+    } catch (error) {
+      this.#options.onResponse?.(route, 'error');
+      if (spec.signal?.aborted === true) throw this.#abortError(route, spec.signal.reason);
+      if (limit.aborted)
+        throw this.#failure(route, left <= this.#options.timeoutMs ? 'total' : 'attempt', error);
+      throw this.#failure(route, 'network', error);
     }
+    this.#options.onResponse?.(route, status);
+    if (status >= 200 && status < 300) return received;
+    throw this.#statusError(
+      route,
+      status,
+      decode(received),
+      Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
+    );
   }
 
-  release(exchange: Exchange): void {
-    this.#inFlight.delete(exchange);
-    if (this.#inFlight.size === 0) this.#timer?.unref();
-  }
-
-  #arm(at: number, now: number): void {
-    this.#timerAt = at;
-    this.#timer = setTimeout(this.#sweep, Math.max(0, Math.ceil(at - now)));
-  }
-
-  /** The set of exchanges in flight for a caller's signal, listening to it the first time it is seen. */
-  watchers(signal: AbortSignal): Set<Exchange> {
-    let set = this.#bySignal.get(signal);
-    if (set === undefined) {
-      const inFlight = new Set<Exchange>();
-      signal.addEventListener(
-        'abort',
-        () => {
-          for (const exchange of inFlight) exchange.abort();
-        },
-        { once: true },
-      );
-      this.#bySignal.set(signal, inFlight);
-      set = inFlight;
-    }
-    return set;
-  }
-
-  /** Called by an exchange when its response has ended (see #turnPending). */
-  ended(): void {
-    if (this.#turnPending) return;
-    this.#turnPending = true;
-    // Runs in the same check phase as undici's own: no extra turn of the loop.
-    setImmediate(this.#turned);
-  }
-
-  /** The error of an exchange that failed before a response: a deadline, a caller's abort or the network. */
-  failure(route: Route, why: Failure, cause: unknown): PhaseError {
+  /** The error of an attempt that failed before a whole response: a deadline or the network. */
+  #failure(route: Route, why: Failure, cause: unknown): PhaseError {
     if (why === 'attempt') {
       return new PhaseError(
         ErrorCode.TIMEOUT,
@@ -273,22 +228,11 @@ export class Transport {
         `Phase ${route} request did not complete within the total deadline of ${this.#options.totalTimeoutMs} ms`,
       );
     }
-    if (why === 'caller') return this.#abortError(route, cause);
     return new PhaseError(
       ErrorCode.NETWORK,
       `could not reach Phase at ${this.#origin}: ${describeNetworkError(cause)}`,
       { cause: this.#scrub(cause) },
     );
-  }
-
-  /** Reports one attempt to the onResponse hook. */
-  observe(route: Route, status: number | 'error'): void {
-    this.#options.onResponse?.(route, status);
-  }
-
-  /** The error of a non-2xx answer. */
-  statusError(route: Route, status: number, body: Buffer, retryAfter: string | undefined): PhaseError {
-    return this.#statusError(route, status, decode(body), retryAfter);
   }
 
   /** A caller's abort; its AbortSignal.timeout() is a deadline, not a cancellation, and is reported as one. */
@@ -372,185 +316,6 @@ function describeNetworkError(error: unknown): string {
   const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause?.code;
   const name = typeof code === 'string' ? code : typeof cause === 'string' ? cause : undefined;
   return name ?? (error instanceof Error ? error.name : 'unknown error');
-}
-
-/** Why an exchange ended without a response. */
-type Failure = 'attempt' | 'total' | 'caller' | 'network';
-
-/** Why a deadline or an abort stopped the request in flight, given to undici's abort. */
-const STOPPED = new Error('stopped by the Phase transport');
-
-/**
- * One HTTP attempt as an undici dispatch handler (undici 7's controller API): the body is collected into one
- * Buffer, with no stream, no promise per chunk and no AbortController. It settles once: by the response, by a
- * network error, by its timer (per-attempt or total deadline) or by the caller's signal, whichever comes first.
- */
-class Exchange implements Dispatcher.DispatchHandler {
-  readonly #transport: Transport;
-  readonly #spec: RequestSpec;
-  /** The timer stands for the total deadline rather than the per-attempt one. */
-  readonly #total: boolean;
-  readonly #resolve: (body: Buffer) => void;
-  readonly #reject: (error: unknown) => void;
-  /** When the deadline of this attempt passes (performance.now()). */
-  readonly deadline: number;
-  /** The exchanges in flight under the same caller's signal, this one included. */
-  #peers: Set<Exchange> | undefined;
-  #controller: Dispatcher.DispatchController | undefined;
-  #settled = false;
-  #status = 0;
-  #retryAfter: string | undefined;
-  #chunks: Buffer[] = [];
-  /** The body, when the response announced its length: filled as it arrives, so no chunk outlives its copy. */
-  #body: Buffer | undefined;
-  #size = 0;
-
-  constructor(
-    transport: Transport,
-    spec: RequestSpec,
-    deadline: number,
-    total: boolean,
-    resolve: (body: Buffer) => void,
-    reject: (error: unknown) => void,
-  ) {
-    this.#transport = transport;
-    this.#spec = spec;
-    this.deadline = deadline;
-    this.#total = total;
-    this.#resolve = resolve;
-    this.#reject = reject;
-  }
-
-  start(dispatcher: Dispatcher, options: Dispatcher.DispatchOptions): void {
-    const signal = this.#spec.signal;
-    if (signal?.aborted) {
-      this.#fail('caller', signal.reason);
-      return;
-    }
-    this.#transport.track(this);
-    if (signal !== undefined) {
-      this.#peers = this.#transport.watchers(signal);
-      this.#peers.add(this);
-    }
-    try {
-      dispatcher.dispatch(options, this);
-    } catch (error) {
-      this.#fail('network', error);
-    }
-  }
-
-  /** The caller's signal aborted. */
-  abort(): void {
-    this.#fail('caller', this.#spec.signal?.reason);
-  }
-
-  /** The deadline passed. */
-  expire(): void {
-    this.#fail(this.#total ? 'total' : 'attempt', undefined);
-  }
-
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    // Already given up (a deadline or an abort while the request waited for a connection).
-    if (this.#settled) {
-      controller.abort(STOPPED);
-      return;
-    }
-    this.#controller = controller;
-    // undici may start a request again after a pipelining failure: start afresh.
-    this.#status = 0;
-    this.#chunks = [];
-    this.#body = undefined;
-    this.#size = 0;
-  }
-
-  onResponseStart(
-    _controller: Dispatcher.DispatchController,
-    statusCode: number,
-    headers: Record<string, string | string[] | undefined>,
-  ): void {
-    // 1xx informational answers come before the real one.
-    if (statusCode < 200) return;
-    this.#status = statusCode;
-    const ra = headers['retry-after'];
-    this.#retryAfter = Array.isArray(ra) ? ra[0] : ra;
-    // A large body announced by Content-Length goes straight into one buffer of that size: gathering the chunks
-    // and then concatenating them held the response twice (1.4 MB for 1,000 secrets) at a sidecar's peak.
-    const length = Number(headers['content-length']);
-    if (Number.isSafeInteger(length) && length > PRESIZE_FROM && length <= PRESIZE_UP_TO) {
-      this.#body = Buffer.allocUnsafeSlow(length);
-    }
-  }
-
-  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.#settled) return;
-    const body = this.#body;
-    if (body !== undefined) {
-      if (this.#size + chunk.length <= body.length) {
-        chunk.copy(body, this.#size);
-        this.#size += chunk.length;
-        return;
-      }
-      // More than announced (undici normally refuses that): carry on with chunks.
-      this.#chunks.push(body.subarray(0, this.#size));
-      this.#body = undefined;
-    }
-    this.#chunks.push(chunk);
-    this.#size += chunk.length;
-  }
-
-  onResponseEnd(): void {
-    if (this.#settled) return;
-    this.#finish();
-    this.#transport.ended();
-    const route = this.#spec.route;
-    const chunks = this.#chunks;
-    const body =
-      this.#body !== undefined
-        ? this.#body.subarray(0, this.#size)
-        : chunks.length === 1
-          ? chunks[0]!
-          : chunks.length === 0
-            ? EMPTY
-            : Buffer.concat(chunks, this.#size);
-    this.#chunks = [];
-    this.#body = undefined;
-    const status = this.#status;
-    try {
-      this.#transport.observe(route, status);
-    } catch (error) {
-      this.#reject(error);
-      return;
-    }
-    if (status >= 200 && status < 300) this.#resolve(body);
-    else this.#reject(this.#transport.statusError(route, status, body, this.#retryAfter));
-  }
-
-  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
-    this.#fail('network', error);
-  }
-
-  #fail(why: Failure, cause: unknown): void {
-    if (this.#settled) return;
-    this.#finish();
-    this.#chunks = [];
-    this.#body = undefined;
-    // Stop what is in flight; a request still waiting for a connection is stopped in onRequestStart.
-    if (why !== 'network') this.#controller?.abort(STOPPED);
-    const route = this.#spec.route;
-    try {
-      this.#transport.observe(route, 'error');
-    } catch (error) {
-      this.#reject(error);
-      return;
-    }
-    this.#reject(this.#transport.failure(route, why, cause));
-  }
-
-  #finish(): void {
-    this.#settled = true;
-    this.#transport.release(this);
-    this.#peers?.delete(this);
-  }
 }
 
 /** Parses a 2xx body as JSON: `undefined` for an empty body, NETWORK for anything else that is not JSON. */

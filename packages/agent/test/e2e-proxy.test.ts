@@ -1,0 +1,148 @@
+// Corporate networks reach Phase through a proxy: every command honours HTTPS_PROXY / HTTP_PROXY and NO_PROXY
+// (undici's EnvHttpProxyAgent). A real proxy on loopback carries the built CLI's traffic to the emulator and
+// records what it was asked to reach; with NO_PROXY naming the host, it sees nothing.
+import { createServer, request, type Server } from 'node:http';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import type { Emulator } from '@phasekit/emulator';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { killAll, runCli, spawnCli, waitFor } from './helpers/cli.js';
+import { APP, CANARY, ENV, itLeaksNothing, startSeeded, tempDir, tokenNeedles } from './helpers/fixture.js';
+
+/**
+ * A forward proxy: tunnels CONNECT (how HTTPS reaches Phase through it) and forwards absolute-form requests (how
+ * plain HTTP does), recording each target host.
+ */
+async function startProxy(): Promise<{ url: string; targets: string[]; close: () => Promise<void> }> {
+  const targets: string[] = [];
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? '');
+    targets.push(url.host);
+    const upstream = request(
+      url,
+      { method: req.method, headers: { ...req.headers, host: url.host } },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  server.on('connect', (req, client: Socket, head: Buffer) => {
+    const target = req.url ?? '';
+    targets.push(target);
+    const [host, port] = target.split(':');
+    const upstream = connect(Number(port), host, () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (head.length > 0) upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    targets,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+let emu: Emulator;
+let proxy: Awaited<ReturnType<typeof startProxy>>;
+let work: Awaited<ReturnType<typeof tempDir>>;
+let emulatorHost: string;
+
+beforeAll(async () => {
+  emu = await startSeeded();
+  proxy = await startProxy();
+  work = await tempDir('proxy');
+  emulatorHost = new URL(emu.url).host;
+});
+afterEach(async () => {
+  proxy.targets.length = 0;
+  await killAll();
+});
+afterAll(async () => {
+  await proxy?.close();
+  await emu?.close();
+  await work?.remove();
+});
+
+const source = () => ['--host', emu.url, '--app', APP, '--env', ENV];
+const viaProxy = () => ({ HTTP_PROXY: proxy.url, HTTPS_PROXY: proxy.url });
+
+describe('through a proxy named by HTTP(S)_PROXY', () => {
+  it('once reaches Phase through the proxy', async () => {
+    const out = join(work.path, 'once');
+    const result = await runCli(['once', ...source(), '--out', out], {
+      token: emu.tokens.serviceAccount,
+      env: viaProxy(),
+    });
+    expect(result.code, result.stderr).toBe(0);
+    expect(await readFile(join(out, 'CANARY_SECRET'), 'utf8')).toBe(CANARY);
+    expect(proxy.targets.length).toBeGreaterThan(0);
+    expect(new Set(proxy.targets)).toEqual(new Set([emulatorHost]));
+  });
+
+  it('export reaches Phase through the proxy', async () => {
+    const result = await runCli(['export', ...source(), '--format', 'json'], {
+      token: emu.tokens.serviceAccount,
+      env: viaProxy(),
+      stdoutCarriesValues: true,
+    });
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ CANARY_SECRET: CANARY });
+    expect(new Set(proxy.targets)).toEqual(new Set([emulatorHost]));
+  });
+
+  it('run reaches Phase through the proxy', async () => {
+    const result = await runCli(
+      ['run', ...source(), '--', process.execPath, '-e', 'process.exit(process.env.K00 ? 0 : 9)'],
+      { token: emu.tokens.serviceAccount, env: viaProxy() },
+    );
+    expect(result.code, result.stderr).toBe(0);
+    expect(new Set(proxy.targets)).toEqual(new Set([emulatorHost]));
+  });
+
+  it('sidecar reaches Phase through the proxy, for its first snapshot and its polls', async () => {
+    const out = join(work.path, 'sidecar');
+    const sidecar = spawnCli(['sidecar', ...source(), '--out', out, '--interval', '100ms'], {
+      token: emu.tokens.serviceAccount,
+      env: viaProxy(),
+    });
+    await waitFor(async () => (await readFile(join(out, 'K00'), 'utf8')).length > 0, 'the first snapshot');
+    const before = proxy.targets.length;
+    expect(before).toBeGreaterThan(0);
+    // Polls keep one kept-alive tunnel or open new ones; either way nothing bypasses the proxy.
+    await waitFor(() => emu.requests().length > 6, 'a few polls');
+    await sidecar.stop();
+    expect(new Set(proxy.targets)).toEqual(new Set([emulatorHost]));
+  });
+
+  it('NO_PROXY naming the host bypasses the proxy', async () => {
+    const out = join(work.path, 'no-proxy');
+    const result = await runCli(['once', ...source(), '--out', out], {
+      token: emu.tokens.serviceAccount,
+      env: { ...viaProxy(), NO_PROXY: '127.0.0.1' },
+    });
+    expect(result.code, result.stderr).toBe(0);
+    expect(proxy.targets).toEqual([]);
+  });
+});
+
+itLeaksNothing(() => [CANARY, ...tokenNeedles(emu)]);
