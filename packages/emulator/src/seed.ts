@@ -41,7 +41,9 @@ export async function loadSeed(file: string): Promise<Seed> {
   try {
     data = file.toLowerCase().endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (error) {
-    throw new Error(`seed ${file}: cannot parse: ${error instanceof Error ? error.message : String(error)}`);
+    throw new Error(`seed ${file}: cannot parse: ${error instanceof Error ? error.message : String(error)}`, {
+      cause: error,
+    });
   }
   return validateSeed(data, `seed ${file}`);
 }
