@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
@@ -40,7 +41,6 @@ import {
   versionDirName,
 } from './layout.js';
 import type { SnapshotFormat } from './layout.js';
-import { sha256Hex } from './sha256.js';
 import { isoTime } from '../iso-time.js';
 
 /** Where the secrets came from; recorded in the manifest. */
@@ -363,7 +363,7 @@ export class SnapshotWriter {
       gid: this.#gid ?? null,
       source: this.#source,
     });
-    return sha256Hex(canonical);
+    return createHash('sha256').update(canonical).digest('hex');
   }
 
   /** Refuses (before anything is written) to replace a top-level entry that is not a symlink, e.g. a user's file. */
