@@ -30,8 +30,7 @@ if (contender === 'official') {
   const { PhaseClient, cryptoBackend } = await import('@phasekit/sdk');
   const importMs = performance.now();
   const t0 = performance.now();
-  // phasekit-serial: the helper thread that shares large reads turned off, to show what it adds.
-  const client = new PhaseClient({ token, host, parallelDecrypt: contender !== 'phasekit-serial' });
+  const client = new PhaseClient({ token, host });
   const secrets = await client.getSecrets({
     appId,
     env: envName,

@@ -112,7 +112,6 @@ async function coldGet() {
     phasekit: [child, 'phasekit'],
     official: [child, 'official'],
     'phasekit-default': [child, 'phasekit-nocomments'],
-    'phasekit-serial': [child, 'phasekit-serial'],
     'phasekit-wasm': ['-r', join(BENCH, 'no-native.cjs'), child, 'phasekit'],
   };
   const samples = Object.fromEntries(

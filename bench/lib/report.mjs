@@ -77,10 +77,6 @@ export function renderDoc(r) {
     const rows = [
       ['phasekit `getSecrets({comments: true})`', 'phasekit'],
       ['phasekit `getSecrets()` (default: comments not decrypted)', 'phasekit-default'],
-      [
-        'phasekit `getSecrets({comments: true})`, helper thread off (`parallelDecrypt: false`)',
-        'phasekit-serial',
-      ],
       ['phasekit `getSecrets({comments: true})`, WASM backend forced', 'phasekit-wasm'],
       ['official `new Phase()` + `init()` + `get()`', 'official'],
     ];
@@ -116,11 +112,6 @@ export function renderDoc(r) {
           ? `; the official client does them in WASM, ${fmt(cr.rates['raw-native'].median / cr.rates['raw-wasm'].median, 2)}x slower per operation in item 2's raw loops`
           : ''
       }.`,
-      'A read of 8,192 ciphertexts or more is shared with one helper thread (both threads take chunks of 64 from one atomic',
-      'counter, so this thread never waits for the helper to start); a helper already running takes part from 1,024. A',
-      'read of 3,000 stays on one thread: starting a thread costs tens of milliseconds of a core, which on these 2 cores',
-      'competed with the read itself (an earlier run with the threshold at 1,024 measured 199 ms with the helper against',
-      '180 ms without). The "helper thread off" row is therefore the same code path here.',
       '',
     );
     if (!ok) {
@@ -503,11 +494,6 @@ export function renderDoc(r) {
     '- The native decrypt path no longer zero-fills buffers libsodium overwrites whole, no longer wraps every key in a new',
     '  Buffer view, and decodes the 32-byte ephemeral key without a regular expression and an extra copy (same validation:',
     '  32 bytes from 64 characters means every pair was hex).',
-    '- **A helper thread for large reads.** Both threads claim chunks of 64 ciphertexts from one atomic counter, so',
-    '  this thread never waits for a helper that is still starting. Even so, on these 2 cores starting a thread for a',
-    '  cold read of 3,000 ciphertexts cost more than it saved (199 ms with it, 180 ms without, in one run of item 1), so a',
-    '  helper is started only from 8,192 ciphertexts (~300 ms of work alone) and a running one is used from 1,024. The',
-    '  sidecar turns it off: a long-lived process keeps its memory flat rather than save tens of milliseconds once.',
     "- **Sidecar memory** (item 5): HTTP through node:http instead of undici's WebAssembly parser (~3 MB), no Sparkplug",
     "  (~1.3 MB), no `Date#toISOString` (~1 MB of ICU), no node:fs/promises, prom-client's metric classes by path, no",
     '  node:crypto, a small young generation, no TurboFan; each cut measured side by side with the build before it.',

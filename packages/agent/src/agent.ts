@@ -145,9 +145,6 @@ export class Sidecar extends EventEmitter<SidecarEvents> {
       env: {},
       totalTimeoutMs: this.#config.timeoutMs,
       logger: logger.child({ component: 'sdk' }),
-      // A long-lived sidecar keeps its memory low and flat rather than start a helper thread to save tens of
-      // milliseconds on its first read (later reads decrypt only what changed).
-      parallelDecrypt: false,
       ...(metrics ? { onResponse: (route, status) => metrics.httpRequest(route, status) } : {}),
       ...clientOptions,
     });

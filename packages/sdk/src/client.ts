@@ -10,7 +10,6 @@ import {
   toHex,
 } from './internal/crypto.js';
 import { Transport, parseBody, type RequestSpec, type Route } from './internal/http.js';
-import { decryptBatch, wouldParallelise } from './internal/parallel.js';
 import {
   folderId,
   normalisePath,
@@ -78,13 +77,6 @@ export interface PhaseClientOptions {
   env?: Readonly<Record<string, string | undefined>>;
   /** Called after every HTTP attempt with its route and status (or 'error'), for metrics. */
   onResponse?: (route: Route, status: number | 'error') => void;
-  /**
-   * Shares large reads (8,192 ciphertexts or more, or 1,024 while a helper started by such a read is still up; with
-   * the sodium-native backend, on more than one CPU) with one helper thread, which stops after 2 s without work.
-   * Results are identical either way.
-   * @default true
-   */
-  parallelDecrypt?: boolean;
 }
 
 /** One secret to create. */
@@ -130,7 +122,6 @@ const KNOWN_OPTIONS = new Set([
   'userAgent',
   'env',
   'onResponse',
-  'parallelDecrypt',
 ]);
 
 function positiveInteger(name: string, value: unknown, fallback: number, min = 1): number {
@@ -213,7 +204,6 @@ export class PhaseClient {
   #tokensBody: Buffer | undefined;
   readonly #cache = new Map<string, string>();
   #decryptions = 0;
-  readonly #parallel: boolean;
 
   constructor(options: PhaseClientOptions = {}) {
     for (const name of Object.keys(options)) {
@@ -234,7 +224,6 @@ export class PhaseClient {
     }
     this.host = url.origin;
     this.#logger = makeLogger(options.logger);
-    this.#parallel = options.parallelDecrypt ?? true;
     this.#transport = new Transport({
       host: this.host,
       authorization: `Bearer ${this.#token.type} ${this.#token.tokenValue}`,
@@ -508,31 +497,6 @@ export class PhaseClient {
     return plain;
   }
 
-  /**
-   * Decrypts, ahead of the row-by-row pass, every ciphertext of `rows` not cached yet, as one batch that a helper
-   * thread may share (see internal/parallel.ts). Failures are left out: the row-by-row pass reports them in context.
-   */
-  async #prefetch(rows: readonly RawRow[], keys: EnvKeys, comments: boolean): Promise<void> {
-    const wanted = new Set<string>();
-    const useOverride = this.#token.type === 'User';
-    for (const row of rows) {
-      wanted.add(row.key);
-      wanted.add(useOverride && row.override?.isActive ? row.override.value : row.value);
-      if (comments && row.comment) wanted.add(row.comment);
-    }
-    for (const ciphertext of wanted) if (this.#cache.has(ciphertext)) wanted.delete(ciphertext);
-    if (!this.#parallel || !wouldParallelise(wanted.size)) return;
-    const list = [...wanted];
-    const plain = await decryptBatch(list, keys.keyPair);
-    list.forEach((ciphertext, i) => {
-      const text = plain[i];
-      if (text === undefined) return;
-      this.#decryptions++;
-      if (this.#cache.size >= DECRYPT_CACHE_LIMIT) this.#cache.delete(this.#cache.keys().next().value!);
-      this.#cache.set(ciphertext, text);
-    });
-  }
-
   async #fetchRows(
     env: EnvRecord,
     filter: {
@@ -602,7 +566,6 @@ export class PhaseClient {
         (recursive ? isUnder(row.path, path) : row.path === path) &&
         (tags === undefined || row.tags.some((t) => tags.includes(t))),
     );
-    await this.#prefetch(inScope, keys, query.comments === true);
     let decrypted = this.#decryptRows(inScope, env, keys);
     if (wantedKeys) decrypted = decrypted.filter((d) => wantedKeys.has(d.key));
     decrypted.sort((a, b) => (a.row.path === b.row.path ? cmp(a.key, b.key) : cmp(a.row.path, b.row.path)));
