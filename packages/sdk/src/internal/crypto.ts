@@ -1,6 +1,4 @@
 import { createRequire } from 'node:module';
-import { arch, platform } from 'node:os';
-import { dirname, join } from 'node:path';
 import type sodiumWrappers from 'libsodium-wrappers';
 import { ErrorCode, PhaseError } from '../errors.js';
 
@@ -20,16 +18,6 @@ export interface KxKeyPair {
 /** The libsodium operations we use. */
 interface Backend {
   readonly name: 'native' | 'wasm';
-  /** How it was loaded: sodium-native's addon directly, sodium-native's package API, or libsodium-wrappers. */
-  readonly via: 'native' | 'native-api' | 'wasm';
-  /** The addon file, when loaded directly (a helper thread loads the same file). */
-  readonly addonPath?: string;
-  /**
-   * The whole of a ph:v1 decryption after the text checks, without allocating anything but views (the addon
-   * backend): `ephemeralHex` is the 64 hex digits, `body` the base64 text. Returns a view of a scratch buffer,
-   * valid until the next call; throws {@link OpenFailure}.
-   */
-  openAsymmetric?(ephemeralHex: string, body: string, own: KxKeyPair): Uint8Array;
   /** Our receive key for a message from `peer` (crypto_kx_server_session_keys). */
   serverRx(own: KxKeyPair, peer: Uint8Array): Uint8Array;
   /** Our send key to `peer` (crypto_kx_client_session_keys). */
@@ -49,7 +37,6 @@ type Wrappers = typeof sodiumWrappers;
 function wasmBackend(s: Wrappers): Backend {
   return {
     name: 'wasm',
-    via: 'wasm',
     serverRx: (own, peer) => s.crypto_kx_server_session_keys(own.publicKey, own.privateKey, peer).sharedRx,
     clientTx: (own, peer) => s.crypto_kx_client_session_keys(own.publicKey, own.privateKey, peer).sharedTx,
     open: (box, nonce, key) => s.crypto_aead_xchacha20poly1305_ietf_decrypt(null, box, null, nonce, key),
@@ -70,7 +57,6 @@ function nativeBackend(n: any): Backend {
   const pair = (): KxKeyPair => ({ publicKey: Buffer.alloc(32), privateKey: Buffer.alloc(32) });
   return {
     name: 'native',
-    via: 'native-api',
     serverRx: (own, peer) => {
       const rx = Buffer.allocUnsafe(32);
       n.crypto_kx_server_session_keys(rx, null, own.publicKey, own.privateKey, peer);
@@ -122,235 +108,6 @@ function nativeBackend(n: any): Backend {
 }
 /* eslint-enable @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-member-access */
 
-/** Why {@link Backend.openAsymmetric} failed, so the caller reports it as decryptAsymmetric always did. */
-class OpenFailure extends Error {
-  constructor(
-    readonly kind: 'hex' | 'short' | 'key' | 'tag',
-    options?: ErrorOptions,
-  ) {
-    super(kind, options);
-  }
-}
-
-/** The part of sodium-native's compiled addon we call; the functions return libsodium's status codes. */
-interface SodiumBinding {
-  readonly crypto_kx_SESSIONKEYBYTES: unknown;
-  readonly crypto_aead_xchacha20poly1305_ietf_NPUBBYTES: unknown;
-  crypto_kx_server_session_keys(
-    rx: Uint8Array | undefined,
-    tx: Uint8Array | undefined,
-    pk: Uint8Array,
-    sk: Uint8Array,
-    peer: Uint8Array,
-  ): number;
-  crypto_kx_client_session_keys(
-    rx: Uint8Array | undefined,
-    tx: Uint8Array | undefined,
-    pk: Uint8Array,
-    sk: Uint8Array,
-    peer: Uint8Array,
-  ): number;
-  crypto_aead_xchacha20poly1305_ietf_decrypt(
-    m: Uint8Array,
-    c: Uint8Array,
-    ad: undefined,
-    nonce: Uint8Array,
-    key: Uint8Array,
-  ): number;
-  crypto_aead_xchacha20poly1305_ietf_encrypt(
-    c: Uint8Array,
-    m: Uint8Array,
-    ad: undefined,
-    nonce: Uint8Array,
-    key: Uint8Array,
-  ): number;
-  crypto_kx_keypair(pk: Uint8Array, sk: Uint8Array): number;
-  crypto_kx_seed_keypair(pk: Uint8Array, sk: Uint8Array, seed: Uint8Array): number;
-  crypto_generichash(
-    out: ArrayBufferLike,
-    outOffset: number,
-    outLength: number,
-    message: ArrayBufferLike,
-    messageOffset: number,
-    messageLength: number,
-    key: ArrayBufferLike,
-    keyOffset: number,
-    keyLength: number,
-  ): number;
-  crypto_scalarmult_base(q: Uint8Array, n: Uint8Array): number;
-  randombytes_buf(buffer: ArrayBufferLike, offset: number, length: number): void;
-}
-
-/**
- * sodium-native's compiled addon called directly. Its functions take the same typed arrays as the package's
- * JavaScript wrappers, minus their argument checks, and the C++ side *aborts the process* on a wrong length, so
- * every length is checked here first. Loaded only after {@link selfTest} proves the calling convention.
- */
-function bindingBackend(b: SodiumBinding, path: string): Backend {
-  const KEY = 32;
-  const need = (ok: boolean, what: string) => {
-    if (!ok) throw new Error(`${what} has the wrong length`);
-  };
-  const status = (res: number, what: string) => {
-    if (res !== 0) throw new Error(`${what} failed`);
-  };
-  const view = (u: Uint8Array) =>
-    Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
-  const pair = (): KxKeyPair => ({ publicKey: Buffer.alloc(KEY), privateKey: Buffer.alloc(KEY) });
-  /** Our session key with `peer`: the receive key as the server side, the send key as the client side. */
-  const sessionKey = (
-    side: 'server' | 'client',
-    own: KxKeyPair,
-    peer: Uint8Array,
-    out = Buffer.alloc(KEY),
-  ) => {
-    need(own.publicKey.length === KEY && own.privateKey.length === KEY && peer.length === KEY, 'a key');
-    const res =
-      side === 'server'
-        ? b.crypto_kx_server_session_keys(out, undefined, own.publicKey, own.privateKey, peer)
-        : b.crypto_kx_client_session_keys(undefined, out, own.publicKey, own.privateKey, peer);
-    status(res, 'key exchange');
-    return out;
-  };
-  if (b.crypto_kx_SESSIONKEYBYTES !== KEY || b.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES !== NONCE_BYTES) {
-    throw new Error('unexpected sodium-native binding');
-  }
-  // Scratch buffers of openAsymmetric: one decryption at a time (all of this is synchronous).
-  const ephemeral = Buffer.alloc(KEY);
-  const rx = Buffer.alloc(KEY);
-  let body = Buffer.alloc(4096);
-  let plain = Buffer.alloc(4096);
-  const openAsymmetric = (ephemeralHex: string, text: string, own: KxKeyPair): Uint8Array => {
-    // Buffer's hex decoder stops at the first pair that is not hex: 32 bytes means all 64 digits were hex.
-    if (ephemeral.write(ephemeralHex, 'hex') !== KEY) throw new OpenFailure('hex');
-    const room = Math.ceil(text.length / 4) * 3;
-    if (room > body.length) body = Buffer.alloc(Math.max(room, body.length * 2));
-    const length = body.write(text, 'base64');
-    if (length < NONCE_BYTES + TAG_BYTES) throw new OpenFailure('short');
-    try {
-      sessionKey('server', own, ephemeral, rx);
-    } catch (error) {
-      throw new OpenFailure('key', { cause: error });
-    }
-    const box = body.subarray(0, length - NONCE_BYTES);
-    if (box.length - TAG_BYTES > plain.length) plain = Buffer.alloc(Math.max(box.length, plain.length * 2));
-    const out = plain.subarray(0, box.length - TAG_BYTES);
-    const nonce = body.subarray(length - NONCE_BYTES, length);
-    if (b.crypto_aead_xchacha20poly1305_ietf_decrypt(out, box, undefined, nonce, rx) < 0) {
-      throw new OpenFailure('tag');
-    }
-    return out;
-  };
-  return {
-    name: 'native',
-    via: 'native',
-    openAsymmetric,
-    addonPath: path,
-    serverRx: (own, peer) => sessionKey('server', own, peer),
-    clientTx: (own, peer) => sessionKey('client', own, peer),
-    open: (box, nonce, key) => {
-      need(
-        box.length >= TAG_BYTES && nonce.length === NONCE_BYTES && key.length === KEY,
-        'a ciphertext or key',
-      );
-      // Fully written on success; discarded when the tag does not verify.
-      const out = Buffer.allocUnsafe(box.length - TAG_BYTES);
-      if (b.crypto_aead_xchacha20poly1305_ietf_decrypt(out, box, undefined, nonce, key) < 0) {
-        throw new Error('could not verify data');
-      }
-      return out;
-    },
-    seal: (plain, nonce, key) => {
-      need(nonce.length === NONCE_BYTES && key.length === KEY, 'a nonce or key');
-      const out = Buffer.alloc(plain.length + TAG_BYTES);
-      if (b.crypto_aead_xchacha20poly1305_ietf_encrypt(out, plain, undefined, nonce, key) < 0) {
-        throw new Error('sealing failed');
-      }
-      return out;
-    },
-    kxKeyPair: () => {
-      const kp = pair();
-      status(b.crypto_kx_keypair(kp.publicKey, kp.privateKey), 'key generation');
-      return kp;
-    },
-    seedKeyPair: (seed) => {
-      need(seed.length === KEY, 'a seed');
-      const kp = pair();
-      status(b.crypto_kx_seed_keypair(kp.publicKey, kp.privateKey, seed), 'key derivation');
-      return kp;
-    },
-    hash: (message, key) => {
-      need(key === null || (key.length >= 16 && key.length <= 64), 'a hash key');
-      const out = Buffer.alloc(KEY);
-      const m = view(message);
-      const k = key === null ? Buffer.alloc(0) : view(key);
-      status(
-        b.crypto_generichash(
-          out.buffer,
-          out.byteOffset,
-          KEY,
-          m.buffer,
-          m.byteOffset,
-          m.byteLength,
-          k.buffer,
-          k.byteOffset,
-          k.byteLength,
-        ),
-        'hashing',
-      );
-      return out;
-    },
-    scalarmultBase: (sk) => {
-      need(sk.length === KEY, 'a private key');
-      const out = Buffer.alloc(KEY);
-      status(b.crypto_scalarmult_base(out, sk), 'scalar multiplication');
-      return out;
-    },
-    random: (size) => {
-      const out = Buffer.alloc(size);
-      b.randombytes_buf(out.buffer, out.byteOffset, out.byteLength);
-      return out;
-    },
-  };
-}
-
-/**
- * Proves a backend computes what libsodium does before it is used: RFC 7748's X25519 vector, the seed key pair
- * (BLAKE2b of the seed, then the base point), a key exchange both ways and a seal/open round trip that refuses a
- * flipped bit. Any difference (an addon whose calling convention changed) falls back to the package's API.
- */
-function selfTest(backend: Backend): boolean {
-  try {
-    const hex = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString('hex');
-    const alice = Buffer.from('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a', 'hex');
-    if (
-      hex(backend.scalarmultBase(alice)) !==
-      '8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a'
-    ) {
-      return false;
-    }
-    const seed = Buffer.alloc(32, 7);
-    const server = backend.seedKeyPair(seed);
-    if (hex(server.privateKey) !== hex(backend.hash(seed, null))) return false;
-    if (hex(server.publicKey) !== hex(backend.scalarmultBase(server.privateKey))) return false;
-    const client = backend.seedKeyPair(Buffer.alloc(32, 9));
-    const key = backend.clientTx(client, server.publicKey);
-    if (hex(key) !== hex(backend.serverRx(server, client.publicKey))) return false;
-    const nonce = Buffer.alloc(NONCE_BYTES, 1);
-    const box = backend.seal(Buffer.from('phasekit'), nonce, key);
-    if (Buffer.from(backend.open(box, nonce, key)).toString() !== 'phasekit') return false;
-    box[0]! ^= 1;
-    try {
-      backend.open(box, nonce, key);
-      return false;
-    } catch {
-      return true;
-    }
-  } catch {
-    return false;
-  }
-}
-
 const PREFIX = 'ph:v1:';
 const NONCE_BYTES = 24;
 const TAG_BYTES = 16;
@@ -363,39 +120,12 @@ let ready: Promise<Backend> | undefined;
 // A computed name keeps bundlers from inlining the addon, which must be loaded from node_modules.
 const NATIVE = ['sodium', 'native'].join('-');
 
-/**
- * sodium-native, preferring its compiled addon loaded directly (see {@link bindingBackend}) over the package's
- * JavaScript API, whose start-up (its argument checks, `node:assert` and the addon resolver) costs ~20 ms of a
- * cold start. `via: 'api'` forces the package's API (tests compare the two).
- */
-function loadNative(via: 'binding' | 'api' = 'binding'): Backend | undefined {
-  // Always createRequire: in the ESM bundle esbuild rewrites a bare `require` into a shim that throws
-  // ("Dynamic require is not supported"), which silently fell back to the ~3x slower WASM backend.
-  // tsup's shims give the CJS bundle an import.meta.url too.
-  let load: NodeJS.Require;
+/** sodium-native through its package API, when it is installed and its prebuilt addon loads here. */
+function loadNative(): Backend | undefined {
+  // createRequire, not a bare require: in an ES module bundle esbuild turns `require` into a shim that throws.
+  // tsup's shims give the CommonJS build an import.meta.url too.
   try {
-    load = createRequire(import.meta.url);
-  } catch {
-    return undefined;
-  }
-  if (via === 'binding') {
-    const direct = loadBinding(load);
-    if (direct) return direct;
-  }
-  try {
-    return nativeBackend(load(NATIVE));
-  } catch {
-    return undefined;
-  }
-}
-
-/** The prebuilt addon of sodium-native for this platform, when present and behaving as expected. */
-function loadBinding(load: NodeJS.Require): Backend | undefined {
-  try {
-    const dir = dirname(load.resolve(`${NATIVE}/package.json`));
-    const path = join(dir, 'prebuilds', `${platform()}-${arch()}`, `${NATIVE}.node`);
-    const backend = bindingBackend(load(path) as SodiumBinding, path);
-    return selfTest(backend) ? backend : undefined;
+    return nativeBackend(createRequire(import.meta.url)(NATIVE));
   } catch {
     return undefined;
   }
@@ -419,19 +149,9 @@ export function cryptoBackend(): 'native' | 'wasm' | undefined {
   return sodium?.name;
 }
 
-/** The sodium-native addon file in use, when loaded directly; helper threads load the same one. */
-export function nativeAddonPath(): string | undefined {
-  return sodium?.addonPath;
-}
-
-/** How the backend in use was loaded (tests and benchmarks). */
-export function cryptoBackendVia(): Backend['via'] | undefined {
-  return sodium?.via;
-}
-
 /** Switches backends, for tests that prove both give identical results. */
-export async function useCryptoBackend(name: 'native' | 'native-api' | 'wasm'): Promise<void> {
-  const next = name === 'wasm' ? await loadWasm() : loadNative(name === 'native-api' ? 'api' : 'binding');
+export async function useCryptoBackend(name: 'native' | 'wasm'): Promise<void> {
+  const next = name === 'wasm' ? await loadWasm() : loadNative();
   if (!next) throw new Error('sodium-native is not installed');
   sodium = next;
   ready = Promise.resolve(next);
@@ -487,22 +207,6 @@ export function decryptAsymmetric(ciphertext: string, own: KxKeyPair, what: stri
   const sep = rest.indexOf(':');
   if (sep !== 64 || rest.indexOf(':', sep + 1) !== -1)
     throw decryptError(`${what}: malformed ph:v1 ciphertext`);
-  const backend = lib();
-  if (backend.openAsymmetric) {
-    let plain: Uint8Array;
-    try {
-      plain = backend.openAsymmetric(rest.slice(0, sep), rest.slice(sep + 1), own);
-    } catch (error) {
-      if (!(error instanceof OpenFailure)) throw decryptError(what, error);
-      if (error.kind === 'hex') throw new PhaseError(ErrorCode.DECRYPT, `${what} is not valid hex`);
-      throw decryptError(what, error.kind === 'short' ? undefined : new Error('could not verify data'));
-    }
-    try {
-      return utf8.decode(plain);
-    } catch (error) {
-      throw decryptError(`${what}: plaintext is not UTF-8`, error);
-    }
-  }
   // Buffer's hex decoder stops at the first pair that is not hex, so 32 bytes out of 64 characters means all
   // of them were hex digits (the same rule as fromHex, without its regular expression and copy).
   const ephemeral = Buffer.from(rest.slice(0, sep), 'hex');
