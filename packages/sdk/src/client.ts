@@ -2,6 +2,7 @@ import { inspect } from 'node:util';
 import type { Dispatcher } from 'undici';
 import { ErrorCode, PhaseError } from './errors.js';
 import {
+  cryptoBackend,
   cryptoReady,
   decryptAsymmetric,
   encryptAsymmetric,
@@ -453,6 +454,7 @@ export class PhaseClient {
       return this.#session;
     }
     const privateKey = reconstructPrivateKey(parsed.wrappedKeyShare, this.#token.shareA, this.#token.wrapKey);
+    this.#logger.debug({ backend: cryptoBackend() }, 'crypto backend in use');
     this.#session = new Session(parsed.apps, { publicKey: this.#token.publicKey, privateKey });
     this.#tokensBody = answer.body;
     return this.#session;
