@@ -1,7 +1,6 @@
 // The `phasekit` command. This is the only module that touches `process`: argv, env, signals, stdout and
 // the exit code. Everything it runs lives in modules that take those as arguments.
 import { readFileSync } from 'node:fs';
-import { setFlagsFromString } from 'node:v8';
 import type { Logger } from 'pino';
 import type { RuntimeStats } from './metrics.js';
 import { isPhaseError, type PhaseClientOptions } from '@phasekit/sdk';
@@ -36,24 +35,6 @@ Commands:
 Run 'phasekit <command> --help' for its options. Docs: docs/reference/configuration.md
 `;
 
-/**
- * V8 re-compiles hot WebAssembly functions with its optimising compiler (TurboFan) on a background thread, and a
- * process cannot exit before such jobs finish: that was ~80 ms of every `phasekit once` when undici's WebAssembly
- * parser did our HTTP, plus the compiler's memory in a sidecar. The CLI now speaks HTTP through node:http
- * (the SDK's NodeHttpDispatcher); the WebAssembly left is libsodium's, where sodium-native is not installed (the
- * container image), and Liftoff, V8's baseline WebAssembly compiler, keeps it to the same bounded cost.
- */
-function tuneRuntime(): void {
-  // An operator's own WebAssembly compiler flags win.
-  if (!/--(?:no-)?(?:liftoff|wasm[-_]tier[-_]up)/.test(givenNodeFlags()))
-    setFlagsFromString('--liftoff-only');
-}
-
-/** The node flags the operator gave: on the command line and in NODE_OPTIONS. */
-function givenNodeFlags(): string {
-  return `${process.execArgv.join(' ')} ${process.env['NODE_OPTIONS'] ?? ''}`;
-}
-
 /** The `yaml` package's parser, loaded on demand (in the CLI bundle the CommonJS package is a default export). */
 async function loadYamlParser(): Promise<YamlParser> {
   const yaml = (await import('yaml')) as {
@@ -63,34 +44,6 @@ async function loadYamlParser(): Promise<YamlParser> {
   const parse = yaml.parseDocument ?? yaml.default?.parseDocument;
   if (parse === undefined) throw new Error('the yaml package has no parseDocument');
   return parse;
-}
-
-/**
- * V8 settings for the long-running sidecar, applied from inside because it is started as `node phasekit.js
- * sidecar`. These can be changed at run time (unlike heap sizes), and each is left alone when the operator set
- * something about it in the node flags or NODE_OPTIONS.
- *
- * - The young generation stays at its initial 1 MB semi-space instead of growing to 16 MB under the burst of a
- *   1,000-secret change: the sidecar's allocation is tiny between changes, so the headroom was 30 MB of resident
- *   memory doing nothing (docs/benchmarks.md, item 5).
- * - Old-generation limits grown in small steps (2 MB rather than 8 MB above the live heap).
- * - No optimising compiler and no baseline compiler: a sidecar runs a little code once a second, which V8's
- *   interpreter runs well enough; TurboFan's and Sparkplug's code and compile memory cost it more than the speed
- *   gains (Sparkplug alone: ~1.3 MB of resident memory for ~10% more CPU, docs/benchmarks.md, item 5).
- */
-const SIDECAR_V8_FLAGS: readonly { readonly flag: string; readonly unlessSet: RegExp }[] = [
-  {
-    flag: '--semi-space-growth-factor=1',
-    unlessSet: /--(?:max-|min-)?semi[-_]space|--semi[-_]space[-_]growth/,
-  },
-  { flag: '--optimize-for-size', unlessSet: /--(?:no-)?optimize[-_]for[-_]size/ },
-  { flag: '--no-opt', unlessSet: /--(?:no-)?(?:opt|turbofan)\b/ },
-  { flag: '--no-sparkplug', unlessSet: /--(?:no-)?sparkplug\b/ },
-];
-
-function tuneV8ForSidecar(): void {
-  const given = givenNodeFlags();
-  for (const { flag, unlessSet } of SIDECAR_V8_FLAGS) if (!unlessSet.test(given)) setFlagsFromString(flag);
 }
 
 /** The process figures of the sidecar's /metrics, read at scrape time. */
@@ -178,7 +131,6 @@ async function execute(
       );
     }
     case 'sidecar': {
-      tuneV8ForSidecar();
       // The notifier (and node:child_process with it) is loaded only when there is someone to notify.
       const [{ Sidecar }, { startHealthServer }, { createMetrics }, notify] = await Promise.all([
         import('./agent.js'),
@@ -264,7 +216,6 @@ export async function main(argv: readonly string[]): Promise<number> {
     return code === 'INTERNAL' ? 1 : exitCodeFor(error);
   }
 
-  tuneRuntime();
   const logger = createLogger({ level: config.log.level, format: config.log.format });
   const controller = new AbortController();
   const stopHandling = handleStopSignals(controller, logger, command === 'run');

@@ -1,9 +1,9 @@
-// Process-level tests of the sidecar's memory settings (docs/benchmarks.md, item 5): the CLI tunes V8 for a
-// long-running process by itself, and leaves alone whatever the operator set through node flags or NODE_OPTIONS.
+// Process-level tests of the sidecar's memory settings (docs/benchmarks.md, item 5): the image's ENTRYPOINT gives
+// node the V8 flags for a long-running process; the program sets none itself.
 import { join } from 'node:path';
 import type { Emulator } from '@phasekit/emulator';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { killAll, recordText, spawnCli, type CliProcess } from './helpers/cli.js';
+import { imageNodeFlags, killAll, recordText, spawnCli, type CliProcess } from './helpers/cli.js';
 import {
   APP,
   CANARY,
@@ -38,14 +38,14 @@ afterAll(async () => {
   await work.remove();
 });
 
-function sidecar(name: string, env: Record<string, string> = {}): CliProcess {
+function sidecar(name: string, nodeArgs: readonly string[]): CliProcess {
   return spawnCli(
     [
       'sidecar',
       ...['--host', emu.url, '--app', APP, '--env', ENV, '--out', join(work.path, name)],
       ...['--interval', '100ms', '--health-addr', '127.0.0.1:0'],
     ],
-    { token: emu.tokens.serviceAccount, env },
+    { token: emu.tokens.serviceAccount, nodeArgs },
   );
 }
 
@@ -70,16 +70,17 @@ async function newSpaceAfterChanges(process: CliProcess, tag: string, rounds = 4
   return largest;
 }
 
-it('keeps V8 young generation at its initial size while it applies changes', async () => {
-  const process = sidecar('tuned');
+it("keeps V8's young generation at 1 MB semi-spaces with the image's ENTRYPOINT flags", async () => {
+  expect(imageNodeFlags()).toContain('--max-semi-space-size=1');
+  const process = sidecar('image-flags', imageNodeFlags());
   expect(await newSpaceAfterChanges(process, 'T')).toBeLessThanOrEqual(2 * MiB);
   expect((await process.stop()).code).toBe(0);
 });
 
-it('leaves the young generation to the operator who sized it in NODE_OPTIONS', async () => {
-  const process = sidecar('operator', { NODE_OPTIONS: '--max-semi-space-size=8' });
+it('sets no V8 flags itself: without them, the young generation grows under the same changes', async () => {
+  const process = sidecar('node-defaults', []);
   // V8 grows the young generation only under allocation pressure: more rounds than above, so that it surely has.
-  expect(await newSpaceAfterChanges(process, 'O', 12)).toBeGreaterThan(2 * MiB);
+  expect(await newSpaceAfterChanges(process, 'D', 12)).toBeGreaterThan(2 * MiB);
   expect((await process.stop()).code).toBe(0);
 });
 

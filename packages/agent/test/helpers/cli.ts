@@ -2,7 +2,7 @@
 // stderr, waits (always with a bound) for JSON log lines, and stops it with SIGTERM. Every process started here is
 // remembered, so a test file can kill leftovers and check every transcript for leaked values at the end.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +10,18 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
 export const CLI_PATH = join(REPO_ROOT, 'packages', 'agent', 'dist', 'cli', 'phasekit.js');
+
+/** The node flags of the image's ENTRYPOINT (deploy/Containerfile): what the shipped CLI runs with. */
+export function imageNodeFlags(): string[] {
+  const containerfile = readFileSync(join(REPO_ROOT, 'deploy', 'Containerfile'), 'utf8');
+  const line = /^ENTRYPOINT (\[.*\])$/m.exec(containerfile);
+  if (line === null) throw new Error('deploy/Containerfile has no ENTRYPOINT in exec form');
+  const argv = JSON.parse(line[1]!) as string[];
+  return argv.slice(
+    1,
+    argv.findIndex((arg) => arg.endsWith('phasekit.js')),
+  );
+}
 
 let cliCopy: string | undefined;
 /**
@@ -72,6 +84,8 @@ export interface SpawnOptions {
   /** Extra environment (the child does not inherit the test runner's PHASE_* variables). */
   readonly env?: Record<string, string>;
   readonly cwd?: string;
+  /** Flags for node itself, before the script (the image's ENTRYPOINT flags, say). */
+  readonly nodeArgs?: readonly string[];
   /** See {@link Transcript.stdoutCarriesValues}. @default false */
   readonly stdoutCarriesValues?: boolean;
 }
@@ -120,7 +134,7 @@ export class CliProcess {
     if (home !== undefined) env['HOME'] = home;
     Object.assign(env, options.env);
     if (options.token !== null) env['PHASE_SERVICE_TOKEN'] = options.token;
-    this.child = spawn(process.execPath, [cli, ...args], {
+    this.child = spawn(process.execPath, [...(options.nodeArgs ?? []), cli, ...args], {
       env,
       cwd: options.cwd,
       stdio: ['ignore', 'pipe', 'pipe'],
