@@ -1,13 +1,5 @@
 import { getHeapSpaceStatistics } from 'node:v8';
-// prom-client by path: its index also loads the Pushgateway (http, https, zlib), the cluster aggregator (cluster,
-// child_process, dgram), Summary and the default collectors (perf_hooks, v8), several MB of a sidecar's memory for
-// code it never runs. These four need nothing but `util`. (package.json pins prom-client to ~15.1 for these paths;
-// bundle.test.ts and e2e-memory.test.ts fail if one moves.)
-import Counter from 'prom-client/lib/counter.js';
-import Gauge from 'prom-client/lib/gauge.js';
-import Histogram from 'prom-client/lib/histogram.js';
-import Registry from 'prom-client/lib/registry.js';
-import type { Registry as RegistryType, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, type collectDefaultMetrics } from 'prom-client';
 
 /** Outcome of one sync: written, nothing to write, failed, or refused by a guard (empty or shrunken set). */
 export type SyncResult = 'success' | 'unchanged' | 'failure' | 'refused';
@@ -64,7 +56,7 @@ export interface MetricsOptions {
  */
 export interface Metrics {
   /** The registry to scrape; serve `registry.metrics()` with `registry.contentType`. */
-  readonly registry: RegistryType;
+  readonly registry: Registry;
   /**
    * Count one sync and observe its duration, in seconds. `success` and `unchanged` (Phase answered, nothing
    * to write) also stamp `phasekit_last_success_timestamp_seconds`.
@@ -156,7 +148,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
 }
 
 /** Process gauges read at scrape time: nothing runs between scrapes. */
-function registerRuntimeMetrics(registry: RegistryType, read: () => RuntimeStats): void {
+function registerRuntimeMetrics(registry: Registry, read: () => RuntimeStats): void {
   let stats: RuntimeStats | undefined;
   // One reading per scrape, shared by the gauges below (collect() runs for each, in registration order).
   const fresh = (): RuntimeStats => (stats = read());
