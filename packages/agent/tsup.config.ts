@@ -1,29 +1,11 @@
 import { writeFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'tsup';
-import type { Options } from 'tsup';
-
-type Plugin = NonNullable<Options['esbuildPlugins']>[number];
-
-/** Replaces undici's HTTP/2 client with a stub in the CLI bundle: see bundle/no-http2.cjs. */
-const withoutHttp2: Plugin = {
-  name: 'phasekit-without-http2',
-  setup(build) {
-    build.onResolve({ filter: /(^|[\\/])client-h2\.js$/ }, (args) =>
-      /[\\/]undici[\\/]/.test(args.importer)
-        ? { path: fileURLToPath(new URL('./bundle/no-http2.cjs', import.meta.url)) }
-        : undefined,
-    );
-  },
-};
 
 export default defineConfig([
   {
     entry: ['src/index.ts'],
     format: ['esm', 'cjs'],
     dts: true,
-    // import.meta.url for the CommonJS build too (health.ts requires node:http through createRequire).
-    shims: true,
     sourcemap: true,
     clean: true,
     target: 'node22',
@@ -41,7 +23,6 @@ export default defineConfig([
     platform: 'node',
     noExternal: [/.*/],
     splitting: true,
-    esbuildPlugins: [withoutHttp2],
     // Whitespace and comments out, names kept (stack traces and logs stay readable; source maps map the rest):
     // a third of the bytes V8 must scan before the first request.
     esbuildOptions(options) {

@@ -1,6 +1,5 @@
-import { readFile as readFileCallback } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { EventEmitter } from 'eventemitter3';
 import type { Logger } from 'pino';
 import {
@@ -50,8 +49,6 @@ interface OutputState {
 
 /** How long to wait before writing again after a failed write: doubling from the interval, at most this. */
 const MAX_WRITE_RETRY_MS = 30_000;
-// node:fs's callback API, promisified: node:fs/promises would load a dozen more built-in modules into the sidecar.
-const readFile = promisify(readFileCallback);
 
 /**
  * The long-running agent: keeps every output's snapshot current through the SDK's watch (a cheap probe per

@@ -1,12 +1,6 @@
 import { addAbortListener } from 'node:events';
-import type * as Http from 'node:http';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createRequire } from 'node:module';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-
-// node:http by require, not as an ES import: from Node 22 the ES-module face of node:http reads every export, and some
-// are lazy getters that load tls, zlib and crypto (2-3 MB of a sidecar's memory for modules a health server never uses).
-const { createServer } = createRequire(import.meta.url)('node:http') as typeof Http;
 
 /** Pino-shaped logger: an object of facts first, then the message. */
 export interface HealthLogger {

@@ -3,7 +3,6 @@
 import { pino } from 'pino';
 import type { DestinationStream, Logger } from 'pino';
 import type { LogFormat, LogLevel } from './config.js';
-import { isoTime } from './iso-time.js';
 
 export type { Logger } from 'pino';
 
@@ -49,8 +48,7 @@ export function createLogger(options: CreateLoggerOptions = {}): Logger {
     {
       level: options.level ?? 'info',
       base: { name: 'phasekit' },
-      // pino.stdTimeFunctions.isoTime, without Date#toISOString (see iso-time.ts).
-      timestamp: () => `,"time":"${isoTime(new Date())}"`,
+      timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       serializers: { err: serializeError, error: serializeError },
       redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },

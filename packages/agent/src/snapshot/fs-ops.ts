@@ -15,21 +15,13 @@ import {
   symlinkSync,
   unlinkSync,
   writeSync,
-  close,
-  fsync,
-  open,
 } from 'node:fs';
-import { promisify } from 'node:util';
+import { open } from 'node:fs/promises';
 
 // The writer's file system calls are synchronous: on tmpfs (where snapshots live in a pod) each takes microseconds,
 // while its promise version costs a round trip through libuv's thread pool, and a snapshot of a thousand keys makes
 // thousands of them. The one call that can take long on a disk, fsync, stays asynchronous and is skipped where it
-// means nothing: tmpfs and ramfs have no stable storage to flush to. It uses node:fs's callback API: node:fs/promises
-// would load a dozen more built-in modules (streams, readline, watchers) into every sidecar for it.
-
-const openAsync = promisify(open);
-const fsyncAsync = promisify(fsync);
-const closeAsync = promisify(close);
+// means nothing: tmpfs and ramfs have no stable storage to flush to.
 
 /** How many files of one version are being fsynced at once (libuv runs four at a time by default anyway). */
 const FSYNC_CONCURRENCY = 16;
@@ -78,11 +70,11 @@ export function fsyncDir(path: string): Promise<void> {
 }
 
 async function fsyncPath(path: string, flags: number): Promise<void> {
-  const fd = await openAsync(path, flags);
+  const handle = await open(path, flags);
   try {
-    await fsyncAsync(fd);
+    await handle.sync();
   } finally {
-    await closeAsync(fd);
+    await handle.close();
   }
 }
 

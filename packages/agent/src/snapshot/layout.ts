@@ -1,6 +1,5 @@
 import { FORMAT_FILE_NAMES, OUTPUT_FORMATS } from '@phasekit/sdk';
 import type { OutputFormat } from '@phasekit/sdk';
-import { utcFields } from '../iso-time.js';
 
 /** A snapshot format: `files` (one file per key, named as the key) or a rendered {@link OutputFormat}. */
 export type SnapshotFormat = 'files' | OutputFormat;
@@ -55,6 +54,7 @@ export function unsafeKeyReason(key: string): string | undefined {
 
 /** A fresh version directory name for `date` (UTC) and a 9-digit suffix. */
 export function versionDirName(date: Date, suffix: number): string {
-  const stamp = utcFields(date).slice(0, 6).join('_');
+  // 2026-11-22T18:00:00.123Z -> 2026_11_22_18_00_00
+  const stamp = date.toISOString().slice(0, 19).replace(/[-T:]/g, '_');
   return `..${stamp}.${String(suffix).padStart(9, '0').slice(-9)}`;
 }

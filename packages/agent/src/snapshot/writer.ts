@@ -41,7 +41,6 @@ import {
   versionDirName,
 } from './layout.js';
 import type { SnapshotFormat } from './layout.js';
-import { isoTime } from '../iso-time.js';
 
 /** Where the secrets came from; recorded in the manifest. */
 export interface SnapshotSource {
@@ -309,7 +308,7 @@ export class SnapshotWriter {
     const manifest: SnapshotManifest = {
       version: this.#lastVersion + 1,
       sha256,
-      updatedAt: options.updatedAt ?? isoTime(this.#now()),
+      updatedAt: options.updatedAt ?? this.#now().toISOString(),
       source: this.#source,
       keys: sorted.map((entry) => entry.key),
       formats: this.#formats,
