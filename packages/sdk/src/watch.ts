@@ -53,6 +53,20 @@ export interface WatchSource {
 
 const EMPTY: ChangeSet = { added: [], removed: [], changed: [] };
 
+/**
+ * Errors that retrying cannot mend: before the first snapshot they end the watch and reject its iterators (a
+ * misspelled app must not hang a `for await` forever). After it, every error keeps the last good secrets.
+ */
+const FATAL_BEFORE_FIRST: ReadonlySet<string> = new Set([
+  ErrorCode.CONFIG,
+  ErrorCode.NOT_FOUND,
+  ErrorCode.UNAUTHORIZED,
+  ErrorCode.FORBIDDEN,
+  ErrorCode.INVALID_TOKEN,
+  ErrorCode.DECRYPT,
+  ErrorCode.REFERENCE,
+]);
+
 /** Names of keys added, removed and changed between two sets of secrets. */
 export function diffSecrets(before: readonly Secret[] | undefined, after: readonly Secret[]): ChangeSet {
   const id = (s: Secret) => `${s.path}\0${s.key}`;
@@ -90,7 +104,11 @@ export class SecretsWatch extends EventEmitter<WatchEvents> implements AsyncIter
   #generation = 0;
   #waiters: (() => void)[] = [];
   #lastSuccess: Date | undefined;
+  /** When the watch started: the staleness clock before the first success. */
+  readonly #startedAt = Date.now();
   #stale = false;
+  /** The error that ended the watch before its first snapshot; iterators reject with it. */
+  #fatal: PhaseError | undefined;
   /** The wait between polls: its timer and how to end it early (close). */
   #timer: NodeJS.Timeout | undefined;
   #endWait: (() => void) | undefined;
@@ -145,6 +163,7 @@ export class SecretsWatch extends EventEmitter<WatchEvents> implements AsyncIter
       }
       await new Promise<void>((resolve) => this.#waiters.push(resolve));
     }
+    if (this.#fatal) throw this.#fatal;
   }
 
   #wake(): void {
@@ -200,9 +219,17 @@ export class SecretsWatch extends EventEmitter<WatchEvents> implements AsyncIter
             ? error
             : new PhaseError(ErrorCode.NETWORK, 'watch failed unexpectedly', { cause: error });
         failures++;
+        if (this.#current === undefined && FATAL_BEFORE_FIRST.has(err.code)) {
+          this.#fatal = err;
+          this.#controller.abort();
+          // Listeners hear it too; with none, eventemitter3 drops it, and the iterators carry it instead.
+          this.emit('error', err);
+          break;
+        }
         this.emit('error', err);
-        const since = this.#lastSuccess?.getTime() ?? 0;
-        if (!this.#stale && Date.now() - since >= this.#staleAfter && this.#lastSuccess !== undefined) {
+        // One staleness rule: no successful probe for staleAfterMs, counted from the start before the first one.
+        const since = this.#lastSuccess?.getTime() ?? this.#startedAt;
+        if (!this.#stale && Date.now() - since >= this.#staleAfter) {
           this.#stale = true;
           this.emit('stale', { lastSuccessAt: this.#lastSuccess });
         }

@@ -1,7 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startEmulator, type Emulator } from '@phasekit/emulator';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { PhaseClient, type ChangeSet, type PhaseError, type SecretsWatch } from '../src/index.js';
+import {
+  PhaseClient,
+  type ChangeSet,
+  type PhaseError,
+  type SecretsWatch,
+  type WatchSnapshot,
+} from '../src/index.js';
 
 const seed = {
   apps: [
@@ -139,5 +145,56 @@ describe('watch', () => {
     emulator.clearRequests();
     await sleep(250);
     expect(emulator.requests()).toHaveLength(0);
+  });
+
+  it('rejects its iterator at once when the first read fails for good (a misspelled app), with no listener', async () => {
+    const w = client.watch({ app: 'misspelled', env: 'Production' }, { intervalMs: 100, jitter: 0 });
+    watches.push(w);
+    const started = Date.now();
+    let error: PhaseError | undefined;
+    try {
+      const { done } = await w[Symbol.asyncIterator]().next();
+      if (!done) throw new Error('yielded a snapshot of an app that does not exist');
+    } catch (e) {
+      error = e as PhaseError;
+    }
+    expect(error?.code).toBe('NOT_FOUND');
+    expect(Date.now() - started).toBeLessThan(2_000);
+    // The watch is over: it polls no more.
+    emulator.clearRequests();
+    await sleep(250);
+    expect(emulator.requests()).toHaveLength(0);
+  });
+
+  it('rejects its iterator with UNAUTHORIZED for a revoked token, before any snapshot', async () => {
+    const other = new PhaseClient({
+      token: emulator.tokens.service,
+      host: emulator.url,
+      env: {},
+      retries: 0,
+    });
+    emulator.fault({ route: 'tokens', status: 401 });
+    const w = other.watch({ app: 'shop', env: 'Production' }, { intervalMs: 100, jitter: 0 });
+    watches.push(w);
+    await expect(w[Symbol.asyncIterator]().next()).rejects.toMatchObject({ code: 'UNAUTHORIZED' });
+    await other.close();
+  });
+
+  it('keeps retrying transient errors before the first snapshot and reports stale by the same rule', async () => {
+    emulator.fault({ route: 'tokens', status: 503 });
+    const w = watch({ staleAfterMs: 300 });
+    const codes: string[] = [];
+    let stale = 0;
+    w.on('error', (e) => codes.push(e.code));
+    w.on('stale', () => stale++);
+    const first = w[Symbol.asyncIterator]().next();
+    await until(() => stale === 1);
+    expect(codes.length).toBeGreaterThan(1);
+    expect(new Set(codes)).toEqual(new Set(['NETWORK']));
+    emulator.clearFaults();
+    const value = (await first).value as WatchSnapshot | undefined;
+    // Earlier tests changed B and C; A and REF stay.
+    const keys: string[] = value ? value.secrets.map((s) => s.key) : [];
+    expect(keys).toEqual(expect.arrayContaining(['A', 'REF']));
   });
 });
