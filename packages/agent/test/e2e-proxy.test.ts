@@ -4,8 +4,8 @@
 import { createServer, request, type Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { readFile } from 'node:fs/promises';
-import type { Emulator } from '@phasekit/emulator';
+import { readFile, writeFile } from 'node:fs/promises';
+import { startEmulator, type Emulator } from '@phasekit/emulator';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { killAll, runCli, spawnCli, waitFor } from './helpers/cli.js';
 import { APP, CANARY, ENV, itLeaksNothing, startSeeded, tempDir, tokenNeedles } from './helpers/fixture.js';
@@ -66,6 +66,7 @@ let emu: Emulator;
 let proxy: Awaited<ReturnType<typeof startProxy>>;
 let work: Awaited<ReturnType<typeof tempDir>>;
 let emulatorHost: string;
+const needles: string[] = [];
 
 beforeAll(async () => {
   emu = await startSeeded();
@@ -134,6 +135,28 @@ describe('through a proxy named by HTTP(S)_PROXY', () => {
     expect(new Set(proxy.targets)).toEqual(new Set([emulatorHost]));
   });
 
+  it('an https:// Phase is reached through a CONNECT tunnel, trusting its CA by NODE_EXTRA_CA_CERTS', async () => {
+    const tls = await startEmulator({
+      seed: { apps: [{ name: APP, environments: [{ name: ENV, secrets: [{ key: 'K', value: CANARY }] }] }] },
+      tls: true,
+    });
+    try {
+      const ca = join(work.path, 'ca.pem');
+      await writeFile(ca, tls.ca!);
+      const out = join(work.path, 'tls');
+      const result = await runCli(['once', '--host', tls.url, '--app', APP, '--env', ENV, '--out', out], {
+        token: tls.tokens.serviceAccount,
+        env: { ...viaProxy(), NODE_EXTRA_CA_CERTS: ca },
+      });
+      expect(result.code, result.stderr).toBe(0);
+      expect(await readFile(join(out, 'K'), 'utf8')).toBe(CANARY);
+      expect(new Set(proxy.targets)).toEqual(new Set([new URL(tls.url).host]));
+      needles.push(...tokenNeedles(tls));
+    } finally {
+      await tls.close();
+    }
+  });
+
   it('NO_PROXY naming the host bypasses the proxy', async () => {
     const out = join(work.path, 'no-proxy');
     const result = await runCli(['once', ...source(), '--out', out], {
@@ -145,4 +168,4 @@ describe('through a proxy named by HTTP(S)_PROXY', () => {
   });
 });
 
-itLeaksNothing(() => [CANARY, ...tokenNeedles(emu)]);
+itLeaksNothing(() => [CANARY, ...tokenNeedles(emu), ...needles]);

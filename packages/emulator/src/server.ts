@@ -1,5 +1,6 @@
 /** The HTTP layer: real sockets, request log, fault injection, control routes, and `startEmulator`. */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { handleApi, type ApiResponse } from './api.js';
@@ -7,6 +8,7 @@ import { CONTROL_PREFIX, handleControl, type EmulatorCore } from './control.js';
 import { initCrypto } from './crypto.js';
 import { FaultRegistry, faultBody, faultStatus, malformedBody, validateFaultSpec } from './faults.js';
 import { Store, type EmulatorState } from './state.js';
+import { generateCertificate, type TlsCredentials } from './tls.js';
 import type {
   DeleteSecretInput,
   EmulatorApp,
@@ -43,12 +45,20 @@ export interface StartEmulatorOptions {
   strict?: boolean;
   /** Receives one entry per Phase API request (method, path, status, ms). */
   logger?: EmulatorLogger;
+  /**
+   * Serve HTTPS: `true` generates a self-signed certificate for localhost and the loopback addresses (needs the
+   * `openssl` command); or give your own. Clients trust it by `ca` (NODE_EXTRA_CA_CERTS, a dispatcher's `connect.ca`).
+   * @default false (plain HTTP)
+   */
+  tls?: boolean | TlsCredentials;
 }
 
 /** A running emulator. All test controls are synchronous; only `close()` is async. */
 export interface Emulator {
-  /** Base URL to pass to clients as the Phase host, e.g. `http://127.0.0.1:41234`. */
+  /** Base URL to pass to clients as the Phase host, e.g. `http://127.0.0.1:41234` (`https://` with `tls`). */
   readonly url: string;
+  /** With `tls`: the certificate in PEM, which clients must trust (it is its own CA). */
+  readonly ca?: string;
   readonly port: number;
   readonly tokens: EmulatorTokens;
   /** Current apps and environments (reflects `addEnvironment`). */
@@ -253,9 +263,13 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
     finish(response.status);
   };
 
-  const server = createServer((req, res) => {
+  const credentials = options.tls === true ? await generateCertificate() : options.tls || undefined;
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res).catch(() => send(res, { status: 500, body: { error: 'Internal server error.' } }));
-  });
+  };
+  const server = credentials
+    ? createHttpsServer({ cert: credentials.cert, key: credentials.key }, listener)
+    : createServer(listener);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, host, () => {
@@ -264,12 +278,13 @@ export async function startEmulator(options: StartEmulatorOptions = {}): Promise
     });
   });
   const port = (server.address() as AddressInfo).port;
-  url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  url = `${credentials ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
   let closed: Promise<void> | undefined;
   const emulator: Emulator = {
     url,
     port,
+    ...(credentials ? { ca: credentials.cert } : {}),
     tokens: store.tokens(),
     get apps() {
       return store.apps();

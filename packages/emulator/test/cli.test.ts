@@ -3,7 +3,9 @@
  * src, this file builds it).
  */
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -97,7 +99,36 @@ describe('phasekit-emulator CLI', () => {
     expect((await r.exit).code).toBe(0);
   });
 
+  it('--tls serves HTTPS with a generated certificate that clients trust by the caFile it prints', async () => {
+    const caFile = join(dir, 'ca.pem');
+    const r = run(['--tls', '--ca-file', caFile]);
+    const first = JSON.parse(await nextLine(r));
+    expect(first.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    expect(first.caFile).toBe(caFile);
+    const ca = readFileSync(caFile, 'utf8');
+    expect(new X509Certificate(ca).checkIP('127.0.0.1')).toBe('127.0.0.1');
+    const status = (options: { ca?: string }) =>
+      new Promise<number>((resolve, reject) => {
+        const req = httpsRequest(`${first.url}/service/secrets/tokens/`, {
+          headers: { authorization: `Bearer ServiceAccount ${first.tokens.serviceAccount.split(':')[2]}` },
+          ...options,
+        });
+        req.on('response', (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    // Not trusted without its certificate; answered with it.
+    await expect(status({})).rejects.toMatchObject({ code: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
+    expect(await status({ ca })).toBeGreaterThan(0);
+    r.child.kill('SIGTERM');
+    expect((await r.exit).code).toBe(0);
+  });
+
   it.each([
+    [['--ca-file', '/tmp/x.pem'], /--ca-file needs --tls/],
     [['--port', 'abc'], /--port must be an integer/],
     [['--port', '70000'], /--port must be an integer/],
     [['--bogus'], /Unknown option '--bogus'/],
