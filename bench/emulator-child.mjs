@@ -1,6 +1,8 @@
 // Runs the phasekit emulator in its own process (so its CPU is not charged to the contenders), seeded with the
 // bench's environments. Prints one JSON line {url, tokens, apps} on stdout; driven through the emulator's control
 // API (connectEmulator) by bench/run.mjs. Stops on SIGTERM.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { startEmulator } from '@phasekit/emulator';
 
 const spec = JSON.parse(process.argv[2] ?? '{}');
@@ -30,7 +32,14 @@ const seed = {
   ],
 };
 
-const emu = await startEmulator({ seed, port: 0 });
+// HTTPS with the bench's certificate (spec.tls: the directory holding ca.pem and key.pem).
+const tls = spec.tls
+  ? {
+      cert: readFileSync(join(spec.tls, 'ca.pem'), 'utf8'),
+      key: readFileSync(join(spec.tls, 'key.pem'), 'utf8'),
+    }
+  : false;
+const emu = await startEmulator({ seed, port: 0, tls });
 process.stdout.write(`${JSON.stringify({ url: emu.url, tokens: emu.tokens, apps: emu.apps })}\n`);
 process.on('SIGTERM', () => {
   void emu.close().then(() => process.exit(0));

@@ -19,6 +19,9 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
+import { generateCertificate } from '@phasekit/emulator';
+import { stageImage } from '../packages/agent/scripts/stage-image.mjs';
 import { startEmulatorProcess } from './lib/emulator.mjs';
 import { machineInfo, versions } from './lib/machine.mjs';
 import { cpuMsOf, lastJson, rssKiB, runNode, sleep, startNode } from './lib/proc.mjs';
@@ -27,11 +30,42 @@ import { renderDoc } from './lib/report.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BENCH = join(ROOT, 'bench');
-// A private copy of the freshly built CLI bundle (self-contained apart from sodium-native, which still resolves from
-// the root's node_modules), so a concurrent rebuild of packages/agent cannot pull it away mid-run.
-const CLI = join(ROOT, 'bench', '.tmp', 'cli', 'phasekit.js');
-mkdirSync(dirname(CLI), { recursive: true });
-cpSync(join(ROOT, 'packages/agent/dist/cli'), dirname(CLI), { recursive: true });
+
+// Every client item speaks HTTPS, as production does with Phase Cloud: the emulator serves a certificate made for
+// this run, and every process trusts it the way a user would, through NODE_EXTRA_CA_CERTS. The bench re-runs itself
+// once with that variable set, since Node reads it only at start.
+if (process.env.PHASEKIT_BENCH_TLS_DIR === undefined) {
+  const dir = join(BENCH, '.tmp', 'tls');
+  mkdirSync(dir, { recursive: true });
+  const { cert, key } = await generateCertificate();
+  writeFileSync(join(dir, 'ca.pem'), cert);
+  writeFileSync(join(dir, 'key.pem'), key, { mode: 0o600 });
+  const child = spawnSync(process.execPath, process.argv.slice(1), {
+    stdio: 'inherit',
+    env: { ...process.env, PHASEKIT_BENCH_TLS_DIR: dir, NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem') },
+  });
+  process.exit(child.status ?? 1);
+}
+const TLS_DIR = process.env.PHASEKIT_BENCH_TLS_DIR;
+
+// The CLI as the image runs it: /app laid out by the image's own script (the bundle, sodium-native with its Linux
+// prebuild), started with the node flags of the Containerfile's ENTRYPOINT. A private copy, so a concurrent rebuild
+// of packages/agent cannot pull it away mid-run.
+const IMAGE_APP = join(BENCH, '.tmp', 'image', 'app');
+stageImage(IMAGE_APP);
+const ENTRY = join(IMAGE_APP, 'phasekit.js');
+const ENTRYPOINT_FLAGS = entrypointFlags();
+/** `node ...CLI args`: the image's ENTRYPOINT. */
+const CLI = [...ENTRYPOINT_FLAGS, ENTRY];
+
+function entrypointFlags() {
+  const containerfile = readFileSync(join(ROOT, 'deploy', 'Containerfile'), 'utf8');
+  const argv = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(containerfile)[1]);
+  return argv.slice(
+    1,
+    argv.findIndex((arg) => arg.endsWith('phasekit.js')),
+  );
+}
 const SOAK_S = Number(process.env.PHASEKIT_BENCH_SOAK_S ?? 300);
 const CHANGES = Number(process.env.PHASEKIT_BENCH_CHANGES ?? 50);
 const ROUNDS = process.env.PHASEKIT_BENCH_ROUNDS ? Number(process.env.PHASEKIT_BENCH_ROUNDS) : undefined;
@@ -64,7 +98,7 @@ const ENVS = [
 const results = {
   machine: machineInfo(),
   versions: versions(),
-  config: { SOAK_S, CHANGES, workDir: WORK_FS },
+  config: { SOAK_S, CHANGES, workDir: WORK_FS, entrypointFlags: ENTRYPOINT_FLAGS, protocol: 'https' },
   items: {},
 };
 log(
@@ -73,7 +107,7 @@ log(
   'secrets)',
 );
 const seedStart = performance.now();
-const emu = await startEmulatorProcess({ app: 'bench', envs: ENVS });
+const emu = await startEmulatorProcess({ app: 'bench', envs: ENVS, tls: TLS_DIR });
 results.config.seedMs = performance.now() - seedStart;
 const TOKEN = emu.tokens.serviceAccount;
 const tokenEnv = { PHASE_SERVICE_TOKEN: TOKEN };
@@ -88,7 +122,7 @@ try {
 } finally {
   await emu.close();
   rmSync(work, { recursive: true, force: true });
-  rmSync(dirname(CLI), { recursive: true, force: true });
+  rmSync(dirname(IMAGE_APP), { recursive: true, force: true });
 }
 results.machine.loadAfter = (await import('node:os')).loadavg();
 results.totalS = (Date.now() - started) / 1000;
@@ -253,7 +287,7 @@ async function noChangePoll() {
 /** Item 3, for context: CPU per no-change poll of the CLI sidecar (its own V8 settings), from /proc/PID/stat. */
 async function sidecarPollCpu() {
   log('item 3: sidecar polls');
-  const p = startNode([CLI, ...sidecarArgs('Large', '200ms', '--out', join(work, 'poll-sidecar'))], {
+  const p = startNode([...CLI, ...sidecarArgs('Large', '200ms', '--out', join(work, 'poll-sidecar'))], {
     env: tokenEnv,
   });
   try {
@@ -281,7 +315,7 @@ async function coldStart() {
       const out = join(work, `once-${k++}`);
       return {
         args: [
-          CLI,
+          ...CLI,
           'once',
           '--host',
           emu.url,
@@ -308,7 +342,7 @@ async function coldStart() {
     },
     'node -e 0': () => ({ args: ['-e', '0'], check: () => true }),
     // Loading the CLI bundle and printing its help: how much of `once` is start-up rather than work.
-    'phasekit --help (load only)': () => ({ args: [CLI, '--help'], check: () => true }),
+    'phasekit --help (load only)': () => ({ args: [...CLI, '--help'], check: () => true }),
   };
   const ms = Object.fromEntries(Object.keys(contenders).map((n) => [n, []]));
   for (let r = -1; r < rounds; r++) {
@@ -367,26 +401,16 @@ async function soak() {
   const base = sidecarArgs('Soak', '1s', '--health-addr', '127.0.0.1:0');
   const contenders = {
     idle: startNode(['-e', 'setInterval(()=>{},1000)']),
-    sidecar: startNode([CLI, ...base, '--out', join(work, 'soak-default')], { env: tokenEnv }),
-    // The sidecar tunes V8 itself (packages/agent/src/cli.ts); an operator's flags win, so these give it Node's defaults.
+    sidecar: startNode([...CLI, ...base, '--out', join(work, 'soak-default')], { env: tokenEnv }),
+    // The same bundle without the ENTRYPOINT's V8 flags: what they buy.
     "sidecar, Node's default V8 settings": startNode(
-      [
-        '--opt',
-        '--sparkplug',
-        '--no-optimize-for-size',
-        '--wasm-tier-up',
-        '--max-semi-space-size=16',
-        CLI,
-        ...base,
-        '--out',
-        join(work, 'soak-v8-defaults'),
-      ],
+      [ENTRY, ...base, '--out', join(work, 'soak-v8-defaults')],
       {
         env: tokenEnv,
       },
     ),
     'sidecar, WASM backend': startNode(
-      ['-r', join(BENCH, 'no-native.cjs'), CLI, ...base, '--out', join(work, 'soak-wasm')],
+      ['-r', join(BENCH, 'no-native.cjs'), ...CLI, ...base, '--out', join(work, 'soak-wasm')],
       {
         env: tokenEnv,
       },
@@ -508,7 +532,7 @@ async function propagationRun(extra, tag) {
   await waitUntil(() => app.stdout.includes('ready\n'), 10_000, 'the app to start');
   const sidecar = startNode(
     [
-      CLI,
+      ...CLI,
       ...sidecarArgs('Prop', '1s'),
       '--out',
       join(work, `prop-${tag}`),

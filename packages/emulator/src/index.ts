@@ -3,6 +3,7 @@
  * development. See README.md for the control API.
  */
 export { startEmulator } from './server.js';
+export { generateCertificate } from './tls.js';
 export type { Emulator, StartEmulatorOptions } from './server.js';
 export { connectEmulator } from './control.js';
 export type { EmulatorClient } from './control.js';
