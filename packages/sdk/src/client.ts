@@ -57,7 +57,7 @@ export interface PhaseClientOptions {
    */
   totalTimeoutMs?: number;
   /**
-   * Retries of a read after a network error, a timeout, 429 (honouring Retry-After) or 502/503/504.
+   * Retries of a read after a network error, a timeout, 429 (honouring Retry-After) or any 5xx.
    * Writes are never retried.
    * @default 3
    */

@@ -101,11 +101,25 @@ describe.each(DISPATCHERS)('fault matrix through %s', (_name, make) => {
     expect(await read(client())).toHaveLength(1);
   });
 
-  it('500 is not retried and ends NETWORK with the status', async () => {
+  it.each([500, 501, 505, 520])('a single %i is retried and the read succeeds', async (status) => {
+    emulator.fault({ route: 'tokens', status, count: 1 });
+    expect(await read(client())).toHaveLength(1);
+    expect(emulator.requests().map((r) => r.status)).toEqual([status, 200, 200]);
+  });
+
+  it('a 500 that persists ends NETWORK with the status after the retries', async () => {
     emulator.fault({ route: 'tokens', status: 500 });
     const { error } = await outcome(read(client()));
     expect(error).toMatchObject({ code: 'NETWORK', status: 500 });
     expect(error.message).toBe('Phase is unavailable (500): Internal server error.');
+    // retries: 2
+    expect(emulator.requests()).toHaveLength(3);
+  });
+
+  it('a 400 is final: one request', async () => {
+    emulator.fault({ route: 'tokens', status: 400 });
+    const { error } = await outcome(read(client()));
+    expect(error).toMatchObject({ code: 'NETWORK', status: 400 });
     expect(emulator.requests()).toHaveLength(1);
   });
 

@@ -66,16 +66,20 @@ async function defaultDispatcher(): Promise<Dispatcher> {
   return new EnvHttpProxyAgent({ keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000, connections: 8 });
 }
 
-const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
-
-/** A failure worth another attempt: the network, a deadline, throttling, an unavailable server or a garbled body. */
+/**
+ * A failure worth another attempt (product.md, failure rules): no answer (a reset, a refused connection, a
+ * deadline), 429, any 5xx, or a 2xx whose body is garbled. Other 4xx answers are final.
+ */
 function isTransient(failure: PhaseError): boolean {
-  return (
-    (failure.code === ErrorCode.NETWORK ||
-      failure.code === ErrorCode.RATE_LIMITED ||
-      failure.code === ErrorCode.TIMEOUT) &&
-    (failure.status === undefined || RETRYABLE_STATUS.has(failure.status) || failure.status === 200)
-  );
+  if (
+    failure.code !== ErrorCode.NETWORK &&
+    failure.code !== ErrorCode.RATE_LIMITED &&
+    failure.code !== ErrorCode.TIMEOUT
+  ) {
+    return false;
+  }
+  const status = failure.status;
+  return status === undefined || status === 429 || status >= 500 || (status >= 200 && status < 300);
 }
 
 /** Why an attempt ended without a response: its own deadline, the call's total deadline or the network. */
