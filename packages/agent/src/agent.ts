@@ -14,7 +14,8 @@ import type { Readiness } from './health.js';
 import type { Metrics } from './metrics.js';
 import type { Notifier } from './notify.js';
 import type { SnapshotWriter } from './snapshot/writer.js';
-import { applySecrets, writerFor } from './sync.js';
+import { lockOutputs } from './snapshot/lock.js';
+import { applySecrets, prepareOutputs, writerFor } from './sync.js';
 
 /** Events of a running {@link Sidecar}. Payloads carry names, versions and codes, never values. */
 export interface SidecarEvents {
@@ -106,6 +107,13 @@ export class Sidecar extends EventEmitter<SidecarEvents> {
    */
   async run(signal: AbortSignal): Promise<void> {
     const { logger } = this.#deps;
+    const locks = await lockOutputs(this.#states.map((state) => state.output.out));
+    try {
+      await prepareOutputs(this.#states.map((state) => state.writer));
+    } catch (error) {
+      await Promise.all(locks.map((lock) => lock.release()));
+      throw error;
+    }
     const stopTokenWatch = this.#watchTokenFile(signal);
     try {
       while (!signal.aborted) {
@@ -129,6 +137,7 @@ export class Sidecar extends EventEmitter<SidecarEvents> {
         for (const s of this.#states) await s.writer.cleanup();
         logger.info({ outputs: this.#states.length }, 'snapshot directories removed (--cleanup)');
       }
+      await Promise.all(locks.map((lock) => lock.release()));
     }
   }
 

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { PhaseClient, formatSecrets, type PhaseClientOptions } from '@phasekit/sdk';
+import { PhaseClient, type PhaseClientOptions } from '@phasekit/sdk';
 import {
   AgentError,
   AgentErrorCode,
@@ -7,7 +7,9 @@ import {
   type ExportConfig,
   type OnceConfig,
 } from './config.js';
-import { applySecrets, guardReason, toEntries, writerFor } from './sync.js';
+import { lockOutputs } from './snapshot/lock.js';
+import { render } from './snapshot/writer.js';
+import { applySecrets, guardReason, prepareOutputs, toEntries, writerFor } from './sync.js';
 
 /** A client for a loaded configuration. */
 export function clientFor(
@@ -34,12 +36,16 @@ export async function runOnce(
   deps: { logger: Logger; signal: AbortSignal; clientOptions?: Partial<PhaseClientOptions> },
 ): Promise<void> {
   const deadline = AbortSignal.any([deps.signal, AbortSignal.timeout(config.timeoutMs)]);
+  // One writer per directory: refused at once, before anything is fetched, when another phasekit holds one.
+  const locks = await lockOutputs(config.outputs.map((output) => output.out));
   const client = clientFor(config, deps.logger, deps.clientOptions);
   try {
-    for (const output of config.outputs) {
+    const writers = config.outputs.map((output) => writerFor(output, config.host, deps.logger));
+    await prepareOutputs(writers);
+    for (const [i, output] of config.outputs.entries()) {
       const log = deps.logger.child({ component: 'once', output: output.name });
       const secrets = await client.getSecrets(output.source, { signal: deadline });
-      const result = await applySecrets(writerFor(output, config.host, deps.logger), secrets, config);
+      const result = await applySecrets(writers[i]!, secrets, config);
       log.info(
         {
           version: result.version,
@@ -52,6 +58,7 @@ export async function runOnce(
     }
   } finally {
     await client.close();
+    await Promise.all(locks.map((lock) => lock.release()));
   }
 }
 
@@ -70,7 +77,17 @@ export async function runExport(
       shrinkThreshold: 0,
     });
     if (reason !== undefined) throw new AgentError(AgentErrorCode.GUARD_REFUSED, reason);
-    return formatSecrets(entries, config.format);
+    const { text, refused } = render(entries, config.format);
+    if (refused.length > 0 && !config.skipInvalidKeys) {
+      const list = refused.map((r) => JSON.stringify(r.key)).join(', ');
+      throw new AgentError(
+        AgentErrorCode.GUARD_REFUSED,
+        `the ${config.format} format cannot hold ${refused.length === 1 ? 'key' : 'keys'} ${list}: ${refused[0]!.reason.replace(/; left out of the \w+ format$/, '')} (use --skip-invalid-keys to leave such keys out)`,
+      );
+    }
+    const log = deps.logger.child({ component: 'export' });
+    for (const r of refused) log.warn({ key: r.key, format: r.format }, r.reason);
+    return text;
   } finally {
     await client.close();
   }

@@ -142,6 +142,8 @@ interface BaseConfig {
   readonly timeoutMs: number;
   /** Accept an empty secret set instead of refusing it (exit 7). */
   readonly allowEmpty: boolean;
+  /** Leave a key a requested format cannot hold out of that format, instead of refusing the set (exit 7). */
+  readonly skipInvalidKeys: boolean;
   readonly log: LogConfig;
   /** The YAML file that was read, if any. */
   readonly configFile: string | undefined;
@@ -223,6 +225,7 @@ interface Settings {
   timeout: number;
   staleAfter: number;
   allowEmpty: boolean;
+  skipInvalidKeys: boolean;
   shrinkThreshold: number;
   notifySignal: NodeJS.Signals;
   notifyPidfile: string;
@@ -540,6 +543,15 @@ export const SETTINGS: SettingTable = Object.freeze({
     file: 'allowEmpty',
     commands: ALL,
     help: 'accept an empty secret set instead of refusing it (exit 7)',
+    default: 'false',
+    parse: boolean,
+  },
+  skipInvalidKeys: {
+    kind: 'boolean',
+    flag: '--skip-invalid-keys',
+    file: 'skipInvalidKeys',
+    commands: ['once', 'sidecar', 'export'],
+    help: 'leave a key that a format cannot hold (an unsafe file name, a name dotenv cannot write) out of that format instead of refusing the set (exit 7)',
     default: 'false',
     parse: boolean,
   },
@@ -1470,6 +1482,7 @@ export function loadConfig(options: LoadConfigOptions<string>): AgentConfig {
     insecureHttp,
     timeoutMs,
     allowEmpty: resolver.get('allowEmpty') ?? false,
+    skipInvalidKeys: resolver.get('skipInvalidKeys') ?? false,
     log: {
       level: resolver.get('logLevel') ?? DEFAULTS.logLevel,
       format: resolver.get('logFormat') ?? DEFAULTS.logFormat,
@@ -1585,8 +1598,14 @@ function deepFreeze<T>(value: T): T {
 export const AgentErrorCode = {
   /** The new secret set was empty or shrank past `--shrink-threshold`, and was refused (exit 7). */
   GUARD_REFUSED: 'GUARD_REFUSED',
-  /** Writing the snapshot directory failed. */
+  /** Writing the snapshot directory failed: read-only, full, or not permitted (exit 8). */
   WRITE: 'WRITE',
+  /** Another live phasekit process writes the snapshot directory (exit 8). */
+  LOCKED: 'LOCKED',
+  /** The command line cannot be carried out: `run` with no command, or one that cannot be started (exit 2). */
+  USAGE: 'USAGE',
+  /** Stopped by a signal before the work was done (exit 1). */
+  STOPPED: 'STOPPED',
   /** Notifying the app (signal, HTTP, exec) failed. */
   NOTIFY: 'NOTIFY',
 } as const;
@@ -1628,6 +1647,7 @@ export const EXIT_CODES = Object.freeze({
   UNAVAILABLE: 5,
   INTEGRITY: 6,
   GUARD_REFUSED: 7,
+  OUTPUT: 8,
 } as const);
 
 // A Record over every ErrorCode, so a new SDK code fails to compile until it is given an exit code here.
@@ -1641,25 +1661,33 @@ const PHASE_EXIT_CODES: Readonly<Record<ErrorCode, number>> = {
   TIMEOUT: EXIT_CODES.UNAVAILABLE,
   RATE_LIMITED: EXIT_CODES.UNAVAILABLE,
   DECRYPT: EXIT_CODES.INTEGRITY,
-  // A reference that cannot be resolved (or a cycle) means the data is inconsistent: an integrity failure.
-  REFERENCE: EXIT_CODES.INTEGRITY,
+  // A reference to a key, environment or app that is not there is "not found"; a cycle is an integrity failure.
+  REFERENCE: EXIT_CODES.NOT_FOUND,
   CONFLICT: EXIT_CODES.FAILURE,
   ABORTED: EXIT_CODES.FAILURE,
 };
 
 const AGENT_EXIT_CODES: Readonly<Record<AgentErrorCode, number>> = {
   GUARD_REFUSED: EXIT_CODES.GUARD_REFUSED,
-  WRITE: EXIT_CODES.FAILURE,
+  WRITE: EXIT_CODES.OUTPUT,
+  LOCKED: EXIT_CODES.OUTPUT,
+  USAGE: EXIT_CODES.CONFIG,
+  STOPPED: EXIT_CODES.FAILURE,
   NOTIFY: EXIT_CODES.FAILURE,
 };
 
 /**
- * The exit code for an error, per product.md: 2 configuration (and a malformed token), 3 authentication or
- * permission, 4 not found, 5 network, timeout or throttling after retries, 6 decryption or a broken reference,
- * 7 refused by a guard, 1 anything else.
+ * The exit code for an error, per product.md: 2 usage or configuration (and a malformed token, or an `--out` that
+ * is not a directory), 3 authentication or permission, 4 app, environment or key not found (a `${...}` reference to a
+ * missing key included), 5 network, timeout or throttling after retries, 6 decryption or a reference cycle, 7 refused
+ * by a guard, 8 the output could not be written (read-only, full, or locked by another phasekit), 1 a bug.
  */
 export function exitCodeFor(error: unknown): number {
   if (error instanceof AgentError) return AGENT_EXIT_CODES[error.code];
-  if (error instanceof PhaseError) return PHASE_EXIT_CODES[error.code];
+  if (error instanceof PhaseError) {
+    return error.code === 'REFERENCE' && error.reason === 'cycle'
+      ? EXIT_CODES.INTEGRITY
+      : PHASE_EXIT_CODES[error.code];
+  }
   return EXIT_CODES.FAILURE;
 }

@@ -44,13 +44,17 @@ export interface CreateLoggerOptions {
  */
 export function createLogger(options: CreateLoggerOptions = {}): Logger {
   const destination = options.destination ?? pino.destination({ dest: 2, sync: true });
+  const level = options.level ?? 'info';
+  // Stack traces are for whoever debugs phasekit itself: at the default level a warning is one readable line.
+  const stack = level === 'debug' || level === 'trace';
+  const serialize = (error: unknown) => serializeError(error, { stack });
   return pino(
     {
-      level: options.level ?? 'info',
+      level,
       base: { name: 'phasekit' },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
-      serializers: { err: serializeError, error: serializeError },
+      serializers: { err: serialize, error: serialize },
       redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
     },
     options.format === 'text' ? textStream(destination) : destination,
@@ -79,11 +83,11 @@ const MAX_DEPTH = 8;
  * Everything else an error carries (request options, headers, bodies, config) is dropped. A thrown non-error is
  * reduced to its type, since it could be anything.
  */
-export function serializeError(error: unknown): SerializedError {
-  return serialize(error, 0, new Set());
+export function serializeError(error: unknown, options: { stack?: boolean } = {}): SerializedError {
+  return serialize(error, 0, new Set(), options.stack ?? true);
 }
 
-function serialize(error: unknown, depth: number, seen: Set<unknown>): SerializedError {
+function serialize(error: unknown, depth: number, seen: Set<unknown>, stack: boolean): SerializedError {
   if (!(error instanceof Error)) return { type: error === null ? 'null' : typeof error };
   const type = typeof error.name === 'string' && error.name !== '' ? error.name : 'Error';
   if (seen.has(error) || depth >= MAX_DEPTH) return { type, message: '[cause chain cut]' };
@@ -96,11 +100,11 @@ function serialize(error: unknown, depth: number, seen: Set<unknown>): Serialize
     ...(typeof fields.code === 'string' || typeof fields.code === 'number' ? { code: fields.code } : {}),
     ...(typeof fields.status === 'number' ? { status: fields.status } : {}),
     ...(typeof fields.retryAfterMs === 'number' ? { retryAfterMs: fields.retryAfterMs } : {}),
-    ...(error.stack === undefined ? {} : { stack: error.stack }),
-    ...(error.cause === undefined ? {} : { cause: serialize(error.cause, depth + 1, seen) }),
+    ...(error.stack === undefined || !stack ? {} : { stack: error.stack }),
+    ...(error.cause === undefined ? {} : { cause: serialize(error.cause, depth + 1, seen, stack) }),
     ...(errors === undefined
       ? {}
-      : { errors: errors.slice(0, 10).map((item: unknown) => serialize(item, depth + 1, seen)) }),
+      : { errors: errors.slice(0, 10).map((item: unknown) => serialize(item, depth + 1, seen, stack)) }),
   };
 }
 

@@ -46,7 +46,7 @@ function childEnv(base: RunDeps['env'], secrets: readonly Secret[]): Record<stri
     // The OS cannot carry a NUL inside an environment variable; refuse rather than truncate silently.
     if (value.includes('\0')) {
       throw new AgentError(
-        AgentErrorCode.WRITE,
+        AgentErrorCode.GUARD_REFUSED,
         `secret ${key} contains a NUL byte and cannot be put in an environment variable`,
       );
     }
@@ -72,7 +72,7 @@ export async function runCommand(config: RunConfig, deps: RunDeps, signal: Abort
   const log = logger.child({ component: 'run' });
   const client = clientFor(config, logger, deps.clientOptions);
   const [file, ...args] = config.run.command;
-  if (file === undefined) throw new AgentError(AgentErrorCode.WRITE, 'no command given after --');
+  if (file === undefined) throw new AgentError(AgentErrorCode.USAGE, 'no command given after --');
   const stopWatch = new AbortController();
   // Set by a stop signal: no (new) child may start after it, and a pending fetch is abandoned.
   const stopping = new AbortController();
@@ -96,7 +96,7 @@ export async function runCommand(config: RunConfig, deps: RunDeps, signal: Abort
     childKeys = toEntries(secrets).length;
     proc.on('error', (error: NodeJS.ErrnoException) => {
       if (proc === child)
-        fail(new AgentError(AgentErrorCode.WRITE, `could not start ${file}: ${error.code ?? 'error'}`));
+        fail(new AgentError(AgentErrorCode.USAGE, `could not start ${file}: ${error.code ?? 'error'}`));
     });
     proc.on('exit', (code, sig) => {
       // A child we are replacing does not end the run.
@@ -167,7 +167,7 @@ export async function runCommand(config: RunConfig, deps: RunDeps, signal: Abort
           watch.once('error', (e) => (watch.current ? undefined : reject(e))),
         ),
       ]);
-      if (first.done) throw new AgentError(AgentErrorCode.WRITE, 'stopped before the secrets were read');
+      if (first.done) throw new AgentError(AgentErrorCode.STOPPED, 'stopped before the secrets were read');
       start(first.value.secrets);
       watch.on('change', (changes) => {
         const current = child;

@@ -28,11 +28,24 @@ export function guardReason(
   return undefined;
 }
 
-/** Secrets as the entries the writer and formatters take. A key found in two folders keeps the deepest. */
+/**
+ * Secrets as the entries the writer and formatters take.
+ * @throws {AgentError} `GUARD_REFUSED` when a recursive read found the same key in two folders: one would silently
+ *   shadow the other, so the set is refused, naming the key and both paths.
+ */
 export function toEntries(secrets: readonly Secret[]): SecretEntry[] {
-  const byKey = new Map<string, SecretEntry>();
-  for (const s of secrets) byKey.set(s.key, { key: s.key, value: s.value });
-  return [...byKey.values()];
+  const byKey = new Map<string, Secret>();
+  for (const s of secrets) {
+    const other = byKey.get(s.key);
+    if (other !== undefined) {
+      throw new AgentError(
+        AgentErrorCode.GUARD_REFUSED,
+        `key ${s.key} is at two paths, ${other.path} and ${s.path}; phasekit does not choose one (narrow --path, or rename one of them)`,
+      );
+    }
+    byKey.set(s.key, s);
+  }
+  return secrets.map((s) => ({ key: s.key, value: s.value }));
 }
 
 /** The last `updatedAt` among the secrets, for the manifest. */
@@ -62,30 +75,62 @@ export function writerFor(output: OutputConfig, host: string, logger: Logger): S
 }
 
 /**
- * Checks the guard and writes one snapshot. Throws AgentError GUARD_REFUSED without touching the disk when
- * the set is refused. Keys a format cannot hold are left out of it (the writer logs them); the rest is written.
+ * Checks the guards and writes one snapshot. Throws AgentError GUARD_REFUSED without touching the disk when the set
+ * is refused: empty or shrunken, or (without `skipInvalidKeys`) holding a key that a requested format cannot hold.
+ * With `skipInvalidKeys` such keys are left out of that format (the manifest lists them) and the rest is written.
  */
 export async function applySecrets(
   writer: SnapshotWriter,
   secrets: readonly Secret[],
-  guard: GuardOptions,
+  guard: GuardOptions & { readonly skipInvalidKeys?: boolean },
 ): Promise<WriteResult> {
   const entries = toEntries(secrets);
-  const previous = (await writer.current())?.keys.length;
-  const reason = guardReason(entries.length, previous, guard);
-  if (reason !== undefined) throw new AgentError(AgentErrorCode.GUARD_REFUSED, reason);
   const updatedAt = newestUpdate(secrets);
   let result: WriteResult;
   try {
-    result = await writer.write(entries, updatedAt === undefined ? {} : { updatedAt });
-  } catch (error) {
-    if (isPhaseError(error)) throw error;
-    throw new AgentError(AgentErrorCode.WRITE, `could not write the snapshot: ${(error as Error).message}`, {
-      cause: error,
+    const previous = (await writer.current())?.keys.length;
+    const reason = guardReason(entries.length, previous, guard);
+    if (reason !== undefined) throw new AgentError(AgentErrorCode.GUARD_REFUSED, reason);
+    result = await writer.write(entries, {
+      ...(updatedAt === undefined ? {} : { updatedAt }),
+      refuseInvalidKeys: guard.skipInvalidKeys !== true,
     });
+  } catch (error) {
+    throw asWriteError(error);
   }
-  // The writer logs each refused key (as an error naming it and the format).
   return result;
+}
+
+/** Takes over each output's directory at start (see SnapshotWriter.prepare); a failure is exit 8. */
+export async function prepareOutputs(writers: readonly SnapshotWriter[]): Promise<void> {
+  try {
+    for (const writer of writers) await writer.prepare();
+  } catch (error) {
+    throw asWriteError(error);
+  }
+}
+
+/** A file system failure as AgentError `WRITE` (exit 8); phasekit's own errors pass through. */
+function asWriteError(error: unknown): unknown {
+  if (isPhaseError(error) || error instanceof AgentError) return error;
+  return new AgentError(AgentErrorCode.WRITE, `could not write the snapshot: ${describeFsError(error)}`, {
+    cause: error,
+  });
+}
+
+/** A file system error in a line: its code and message (which names the path, never a value). */
+function describeFsError(error: unknown): string {
+  if (!(error instanceof Error)) return 'unknown error';
+  const code = (error as { code?: unknown }).code;
+  const hint =
+    code === 'EROFS'
+      ? ' (the file system is read-only)'
+      : code === 'ENOSPC'
+        ? ' (the file system is full)'
+        : code === 'EACCES' || code === 'EPERM'
+          ? ' (permission denied)'
+          : '';
+  return `${error.message}${hint}`;
 }
 
 /** Reads one output's secrets within the deadline. */

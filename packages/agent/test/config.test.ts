@@ -70,6 +70,7 @@ describe('loadConfig: defaults and shape', () => {
       insecureHttp: false,
       timeoutMs: 60_000,
       allowEmpty: false,
+      skipInvalidKeys: false,
       log: { level: 'info', format: 'json' },
       configFile: undefined,
       shrinkThreshold: 0.5,
@@ -742,11 +743,16 @@ describe('exitCodeFor', () => {
     [ErrorCode.TIMEOUT, 5],
     [ErrorCode.RATE_LIMITED, 5],
     [ErrorCode.DECRYPT, 6],
-    [ErrorCode.REFERENCE, 6],
+    [ErrorCode.REFERENCE, 4],
     [ErrorCode.CONFLICT, 1],
     [ErrorCode.ABORTED, 1],
   ] as const)('maps PhaseError %s to %i', (code, exit) => {
     expect(exitCodeFor(new PhaseError(code, 'x'))).toBe(exit);
+  });
+
+  it('maps a missing reference to 4 and a reference cycle to 6', () => {
+    expect(exitCodeFor(new PhaseError(ErrorCode.REFERENCE, 'x', { reason: 'missing' }))).toBe(4);
+    expect(exitCodeFor(new PhaseError(ErrorCode.REFERENCE, 'x', { reason: 'cycle' }))).toBe(6);
   });
 
   it('maps agent errors and anything else', () => {
@@ -754,7 +760,9 @@ describe('exitCodeFor', () => {
     expect(exitCodeFor(guard)).toBe(7);
     expect(isAgentError(guard, 'GUARD_REFUSED')).toBe(true);
     expect(guard.cause).toBeInstanceOf(Error);
-    expect(exitCodeFor(new AgentError('WRITE', 'x'))).toBe(1);
+    expect(exitCodeFor(new AgentError('WRITE', 'x'))).toBe(8);
+    expect(exitCodeFor(new AgentError('LOCKED', 'x'))).toBe(8);
+    expect(exitCodeFor(new AgentError('USAGE', 'x'))).toBe(2);
     expect(exitCodeFor(new AgentError('NOTIFY', 'x'))).toBe(1);
     expect(exitCodeFor(new Error('x'))).toBe(1);
     expect(exitCodeFor('x')).toBe(1);

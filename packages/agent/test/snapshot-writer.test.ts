@@ -124,6 +124,7 @@ describe('snapshot layout', () => {
       keys: ['ALPHA', 'ZED'],
       formats: ['files', 'dotenv', 'json'],
       refusedKeys: [],
+      leftOut: [],
     });
   });
 

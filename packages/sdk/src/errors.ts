@@ -42,7 +42,15 @@ export interface PhaseErrorOptions {
   status?: number;
   /** For `RATE_LIMITED`: how long Phase asked us to wait, in milliseconds. */
   retryAfterMs?: number;
+  /** For `REFERENCE`: why the reference failed. */
+  reason?: ReferenceFailure;
 }
+
+/**
+ * Why a `${...}` reference failed: its key does not exist (`missing`), its app or environment is not reachable with
+ * the token (`unreachable`), it names no key (`malformed`), or it leads back to itself (`cycle`).
+ */
+export type ReferenceFailure = 'missing' | 'unreachable' | 'malformed' | 'cycle';
 
 /**
  * The one error class the SDK throws. Branch on {@link PhaseError.code}. Messages name apps, environments,
@@ -56,12 +64,15 @@ export class PhaseError extends Error {
   readonly status: number | undefined;
   /** For `RATE_LIMITED`: the server's `Retry-After`, in milliseconds. */
   readonly retryAfterMs: number | undefined;
+  /** For `REFERENCE`: why the reference failed. */
+  readonly reason: ReferenceFailure | undefined;
 
   constructor(code: ErrorCode, message: string, options: PhaseErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.status = options.status;
     this.retryAfterMs = options.retryAfterMs;
+    this.reason = options.reason;
   }
 
   /** Matches PhaseErrors from any copy of this package (duplicate installs, other realms). */

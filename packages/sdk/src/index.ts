@@ -3,7 +3,7 @@ export { PhaseClient } from './client.js';
 export type { EnvTarget, NewSecret, PhaseClientOptions, SecretUpdate } from './client.js';
 export { ErrorCode, PhaseError, isPhaseError } from './errors.js';
 export { cryptoBackend } from './internal/crypto.js';
-export type { PhaseErrorOptions } from './errors.js';
+export type { PhaseErrorOptions, ReferenceFailure } from './errors.js';
 export { FORMAT_FILE_NAMES, OUTPUT_FORMATS, formatSecrets, isOutputFormat } from './format.js';
 export type { OutputFormat, SecretEntry } from './format.js';
 export { SecretsDirWatcher, readSecretsDir, watchSecretsDir } from './secrets-dir.js';

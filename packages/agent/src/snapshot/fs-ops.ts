@@ -5,6 +5,7 @@ import {
   fchownSync,
   lchownSync,
   lstatSync,
+  mkdirSync,
   openSync,
   readdirSync,
   readlinkSync,
@@ -17,6 +18,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { AgentError, AgentErrorCode } from '../config.js';
 
 // The writer's file system calls are synchronous: on tmpfs (where snapshots live in a pod) each takes microseconds,
 // while its promise version costs a round trip through libuv's thread pool, and a snapshot of a thousand keys makes
@@ -38,6 +40,25 @@ export interface Ownership {
  */
 export function childPath(dir: string, name: string): string {
   return dir.endsWith('/') ? `${dir}${name}` : `${dir}/${name}`;
+}
+
+/**
+ * Creates the snapshot directory (and its parents) when missing.
+ * @throws {AgentError} `USAGE` when the path exists and is not a directory: a mistaken `--out`, exit 2.
+ */
+export function ensureOutputDir(dir: string, mode: number): void {
+  try {
+    mkdirSync(dir, { recursive: true, mode });
+  } catch (error) {
+    const code = errnoCode(error);
+    if (code === 'EEXIST' || code === 'ENOTDIR') {
+      throw new AgentError(
+        AgentErrorCode.USAGE,
+        `the output ${dir} exists and is not a directory (--out names a directory)`,
+      );
+    }
+    throw error;
+  }
 }
 
 /** Node's error code of a failed fs call, or `undefined`. */

@@ -15,10 +15,12 @@ import {
 import { join } from 'node:path';
 
 import { ErrorCode, FORMAT_FILE_NAMES, PhaseError, formatSecrets, isOutputFormat } from '@phasekit/sdk';
+import { AgentError, AgentErrorCode } from '../config.js';
 import type { ChangeSet, Logger, OutputFormat, SecretEntry } from '@phasekit/sdk';
 
 import {
   childPath,
+  ensureOutputDir,
   entryKinds,
   errnoCode,
   fsyncDir,
@@ -84,6 +86,12 @@ export interface SnapshotWriterOptions {
 export interface WriteOptions {
   /** ISO 8601 time of the secrets' last change in Phase, recorded in the manifest. Defaults to now. */
   readonly updatedAt?: string;
+  /**
+   * Refuse the whole write (AgentError `GUARD_REFUSED`, nothing touched) when a format cannot hold a key, instead
+   * of leaving the key out of that format. The CLI sets it unless `--skip-invalid-keys`.
+   * @default false
+   */
+  readonly refuseInvalidKeys?: boolean;
 }
 
 /** A key left out of one format, and why. The other formats still contain it. */
@@ -129,6 +137,8 @@ export interface SnapshotManifest {
   readonly formats: readonly SnapshotFormat[];
   /** Keys in `keys` that have no file of their own (unsafe names); only with the `files` format. */
   readonly refusedKeys: readonly string[];
+  /** Every key left out of a format, with that format (`files` for an unsafe name, or a rendered format). */
+  readonly leftOut: readonly { readonly key: string; readonly format: SnapshotFormat }[];
 }
 
 interface CurrentState {
@@ -222,6 +232,14 @@ export class SnapshotWriter {
     return this.#serialise(() => this.#write(entries, options));
   }
 
+  /**
+   * Takes over the directory now rather than at the first write: keeps a valid current snapshot, removes every
+   * version directory `..data` does not point to, and leftovers of a killed run. Later calls do nothing.
+   */
+  prepare(): Promise<void> {
+    return this.#serialise(() => this.#init());
+  }
+
   /** The current snapshot's manifest facts, or `undefined` when there is none. */
   current(): Promise<SnapshotInfo | undefined> {
     return this.#serialise(async () => {
@@ -305,6 +323,13 @@ export class SnapshotWriter {
       files.set(FORMAT_FILE_NAMES[format], rendered.text);
       refusedKeys.push(...rendered.refused);
     }
+    if (options.refuseInvalidKeys === true && refusedKeys.length > 0) {
+      const list = refusedKeys.map((r) => `${JSON.stringify(r.key)} (${r.format})`).join(', ');
+      throw new AgentError(
+        AgentErrorCode.GUARD_REFUSED,
+        `${refusedKeys.length === 1 ? 'a key' : `${refusedKeys.length} keys`} cannot be written in a requested format: ${list}; ${refusedKeys[0]!.reason.replace(/; left out of the \w+ format$/, '')}. Nothing was written (use --skip-invalid-keys to leave such keys out)`,
+      );
+    }
     const manifest: SnapshotManifest = {
       version: this.#lastVersion + 1,
       sha256,
@@ -313,6 +338,7 @@ export class SnapshotWriter {
       keys: sorted.map((entry) => entry.key),
       formats: this.#formats,
       refusedKeys: [...refusedNames],
+      leftOut: refusedKeys.map(({ key, format }) => ({ key, format })),
     };
     files.set(MANIFEST_NAME, `${JSON.stringify(manifest, null, 2)}\n`);
     this.#checkTopLevelNames(files.keys());
@@ -327,7 +353,7 @@ export class SnapshotWriter {
     await this.#repair(this.#current);
 
     for (const refused of refusedKeys) {
-      this.#log.error({ key: refused.key, format: refused.format, dir: this.#dir }, refused.reason);
+      this.#log.warn({ key: refused.key, format: refused.format, dir: this.#dir }, refused.reason);
     }
     const changes = diff(previous?.values, sorted);
     // The caller reports the write; this line is for debugging the writer itself.
@@ -489,7 +515,7 @@ export class SnapshotWriter {
   /** Takes over what an earlier run left: a valid current version is kept, everything else goes. */
   async #init(): Promise<void> {
     if (this.#initialised) return;
-    mkdirSync(this.#dir, { recursive: true, mode: VERSION_DIR_MODE });
+    ensureOutputDir(this.#dir, VERSION_DIR_MODE);
     this.#durable = isDurable(this.#dir);
     const names = readdirOrEmpty(this.#dir);
     const target = readlinkOrUndefined(join(this.#dir, DATA_LINK));
@@ -622,7 +648,7 @@ function refuse(sorted: readonly SecretEntry[]): RefusedKey[] {
  * Renders one format. A key the format cannot hold (a name dotenv cannot write, a value with a NUL for
  * shell) is left out of that format alone, with the formatter's reason, rather than failing the snapshot.
  */
-function render(
+export function render(
   sorted: readonly SecretEntry[],
   format: OutputFormat,
 ): { text: string; refused: RefusedKey[] } {
@@ -717,6 +743,14 @@ function readManifest(versionDir: string): SnapshotManifest | undefined {
     keys: m['keys'],
     formats: m['formats'],
     refusedKeys: m['refusedKeys'] ?? [],
+    leftOut: Array.isArray(m['leftOut'])
+      ? (m['leftOut'] as unknown[]).flatMap((item) => {
+          const entry = item as { key?: unknown; format?: unknown } | null;
+          return typeof entry?.key === 'string' && isSnapshotFormat(entry.format)
+            ? [{ key: entry.key, format: entry.format }]
+            : [];
+        })
+      : [],
   };
 }
 

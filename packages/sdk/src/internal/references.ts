@@ -1,4 +1,4 @@
-import { ErrorCode, PhaseError } from '../errors.js';
+import { ErrorCode, PhaseError, type ReferenceFailure } from '../errors.js';
 
 /** A secret before its references are resolved. */
 export interface RawValue {
@@ -47,8 +47,8 @@ export function parseReference(
   let appId = origin.appId;
   let envId = origin.envId;
   let rest = inner;
-  const fail = (why: string) =>
-    new PhaseError(ErrorCode.REFERENCE, `secret ${holder} references \${${inner}}, ${why}`);
+  const fail = (why: string, reason: ReferenceFailure = 'unreachable') =>
+    new PhaseError(ErrorCode.REFERENCE, `secret ${holder} references \${${inner}}, ${why}`, { reason });
   const appSep = rest.indexOf('::');
   if (appSep !== -1) {
     const appName = rest.slice(0, appSep);
@@ -57,7 +57,8 @@ export function parseReference(
     if (ids.length === 0) throw fail(`but app ${appName} is not reachable with this token`);
     if (ids.length > 1) throw fail(`but the app name ${appName} is ambiguous (ids ${ids.join(', ')})`);
     appId = ids[0]!;
-    if (!rest.includes('.')) throw fail('but a cross-app reference needs an environment (app::env.KEY)');
+    if (!rest.includes('.'))
+      throw fail('but a cross-app reference needs an environment (app::env.KEY)', 'malformed');
   }
   const dot = rest.indexOf('.');
   if (!rest.startsWith('/') && dot !== -1) {
@@ -70,7 +71,7 @@ export function parseReference(
   const slash = rest.lastIndexOf('/');
   const path = slash === -1 ? '/' : normalisePath(rest.slice(0, slash));
   const key = slash === -1 ? rest : rest.slice(slash + 1);
-  if (key.length === 0) throw fail('which names no key');
+  if (key.length === 0) throw fail('which names no key', 'malformed');
   return { appId, envId, path, key };
 }
 
@@ -118,6 +119,7 @@ export async function resolveReferences(
         throw new PhaseError(
           ErrorCode.REFERENCE,
           `secret ${holder} references \${${inner}}, which leads back to itself (reference cycle)`,
+          { reason: 'cycle' },
         );
       }
       const values = await folder(target);
@@ -126,6 +128,7 @@ export async function resolveReferences(
         throw new PhaseError(
           ErrorCode.REFERENCE,
           `secret ${holder} references \${${inner}}, but ${target.key} does not exist in ${host.describe(target.appId, target.envId)} at path ${target.path}`,
+          { reason: 'missing' },
         );
       }
       let done = resolved.get(targetId);
