@@ -14,7 +14,8 @@ export type {
   SecretsDirWatcherEvents,
   WatchSecretsDirOptions,
 } from './secrets-dir.js';
-export { SecretsWatch, diffSecrets } from './watch.js';
+export { diffSecrets } from './watch.js';
+export type { SecretsWatch } from './watch.js';
 export type { WatchEvents, WatchOptions, WatchSnapshot } from './watch.js';
 export type {
   AppInfo,

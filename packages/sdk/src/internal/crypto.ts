@@ -144,7 +144,10 @@ export function cryptoReady(): Promise<void> {
   return ready.then(() => undefined);
 }
 
-/** Which backend is in use (after {@link cryptoReady}). */
+/**
+ * Which libsodium build decrypts: `native` (the optional sodium-native package) or `wasm` (libsodium-wrappers);
+ * `undefined` until a client has made its first request. A diagnostic: results are identical either way.
+ */
 export function cryptoBackend(): 'native' | 'wasm' | undefined {
   return sodium?.name;
 }
