@@ -7,6 +7,17 @@ export type { PhaseErrorOptions, ReferenceFailure } from './errors.js';
 export { FORMAT_FILE_NAMES, OUTPUT_FORMATS, formatSecrets, isOutputFormat } from './format.js';
 export type { OutputFormat, SecretEntry } from './format.js';
 export { SecretsDirWatcher, readSecretsDir, watchSecretsDir } from './secrets-dir.js';
+export {
+  DATA_LINK,
+  DATA_TMP_LINK,
+  MANIFEST_NAME,
+  SNAPSHOT_FORMATS,
+  VERSION_DIR_PATTERN,
+  isSnapshotFormat,
+  parseSnapshotManifest,
+  versionDirName,
+} from './snapshot-layout.js';
+export type { SnapshotFormat, SnapshotManifest } from './snapshot-layout.js';
 export type {
   SecretsDirChange,
   SecretsDirSnapshot,

@@ -8,23 +8,14 @@ import { EventEmitter } from 'eventemitter3';
 
 import { ErrorCode, PhaseError } from './errors.js';
 import { FORMAT_FILE_NAMES } from './format.js';
+import { DATA_LINK, MANIFEST_NAME, parseSnapshotManifest, type SecretsDirSource } from './snapshot-layout.js';
 import type { CallOptions, ChangeSet } from './types.js';
 
-// The layout the agent writes (see the agent's snapshot writer): `..data` names the current version directory,
-// which holds a file per key, the rendered formats and `.phasekit.json`.
-const DATA_LINK = '..data';
-const MANIFEST_NAME = '.phasekit.json';
+export type { SecretsDirSource } from './snapshot-layout.js';
+
 // A reader that resolved `..data` just before the writer pruned that version sees ENOENT and starts over,
 // after a short, growing pause so that a burst of flips can finish.
 const MAX_ATTEMPTS = 30;
-
-/** Where the agent fetched the secrets from, as recorded in the snapshot's manifest. */
-export interface SecretsDirSource {
-  readonly host: string;
-  readonly app: string;
-  readonly env: string;
-  readonly path: string;
-}
 
 /** One consistent version of the agent's snapshot directory. */
 export interface SecretsDirSnapshot {
@@ -69,15 +60,6 @@ export interface WatchSecretsDirOptions {
    * @unit milliseconds
    */
   readonly debounceMs?: number;
-}
-
-interface Manifest {
-  readonly version: number;
-  readonly updatedAt: string;
-  readonly source: SecretsDirSource;
-  readonly keys: readonly string[];
-  readonly formats: readonly string[];
-  readonly refusedKeys: readonly string[];
 }
 
 interface Read {
@@ -154,7 +136,8 @@ async function readDataLink(dir: string): Promise<string> {
 /** Reads one version directory. ENOENT propagates as is, so the caller can retry. */
 async function readVersion(dir: string, target: string): Promise<SecretsDirSnapshot> {
   const versionDir = join(dir, target);
-  const manifest = parseManifest(await readFile(join(versionDir, MANIFEST_NAME), 'utf8'), versionDir);
+  const manifestPath = join(versionDir, MANIFEST_NAME);
+  const manifest = parseSnapshotManifest(await readFile(manifestPath, 'utf8'), manifestPath);
   const hasFiles = manifest.formats.includes('files');
   const hasJson = manifest.formats.includes('json');
   if (!hasFiles && !hasJson) {
@@ -205,49 +188,6 @@ async function readVersion(dir: string, target: string): Promise<SecretsDirSnaps
   });
 }
 
-function parseManifest(text: string, versionDir: string): Manifest {
-  const invalid = (why: string): PhaseError =>
-    new PhaseError(
-      ErrorCode.CONFIG,
-      `${join(versionDir, MANIFEST_NAME)} is not a valid phasekit manifest: ${why}`,
-    );
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (error) {
-    throw new PhaseError(ErrorCode.CONFIG, `${join(versionDir, MANIFEST_NAME)} is not valid JSON`, {
-      cause: error,
-    });
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalid('not an object');
-  const m = raw as Record<string, unknown>;
-  const version = m['version'];
-  if (typeof version !== 'number' || !Number.isSafeInteger(version))
-    throw invalid('`version` is not an integer');
-  const updatedAt = m['updatedAt'];
-  if (typeof updatedAt !== 'string') throw invalid('`updatedAt` is not a string');
-  const keys = stringArray(m['keys']);
-  if (!keys) throw invalid('`keys` is not a list of names');
-  const formats = stringArray(m['formats']);
-  if (!formats) throw invalid('`formats` is not a list of names');
-  const refusedKeys = m['refusedKeys'] === undefined ? [] : stringArray(m['refusedKeys']);
-  if (!refusedKeys) throw invalid('`refusedKeys` is not a list of names');
-  const source = m['source'];
-  const field = (name: string): string => {
-    const value =
-      typeof source === 'object' && source !== null ? (source as Record<string, unknown>)[name] : '';
-    return typeof value === 'string' ? value : '';
-  };
-  return {
-    version,
-    updatedAt,
-    source: { host: field('host'), app: field('app'), env: field('env'), path: field('path') },
-    keys,
-    formats,
-    refusedKeys,
-  };
-}
-
 function parseJsonValues(text: string, versionDir: string): Map<string, string> {
   const where = join(versionDir, FORMAT_FILE_NAMES.json);
   let raw: unknown;
@@ -271,10 +211,6 @@ function parseJsonValues(text: string, versionDir: string): Map<string, string> 
     values.set(key, value);
   }
   return values;
-}
-
-function stringArray(value: unknown): string[] | undefined {
-  return Array.isArray(value) && value.every((item) => typeof item === 'string') ? value : undefined;
 }
 
 function errnoCode(error: unknown): string | undefined {

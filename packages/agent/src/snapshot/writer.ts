@@ -14,9 +14,23 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 
-import { ErrorCode, FORMAT_FILE_NAMES, PhaseError, formatSecrets, isOutputFormat } from '@phasekit/sdk';
+import {
+  ErrorCode,
+  FORMAT_FILE_NAMES,
+  PhaseError,
+  formatSecrets,
+  isOutputFormat,
+  parseSnapshotManifest,
+} from '@phasekit/sdk';
 import { AgentError, AgentErrorCode } from '../config.js';
-import type { ChangeSet, Logger, OutputFormat, SecretEntry } from '@phasekit/sdk';
+import type {
+  ChangeSet,
+  Logger,
+  OutputFormat,
+  SecretEntry,
+  SecretsDirSource,
+  SnapshotManifest,
+} from '@phasekit/sdk';
 
 import {
   childPath,
@@ -45,16 +59,7 @@ import {
 import type { SnapshotFormat } from './layout.js';
 
 /** Where the secrets came from; recorded in the manifest. */
-export interface SnapshotSource {
-  /** Phase console origin. */
-  readonly host: string;
-  /** App name (or id). */
-  readonly app: string;
-  /** Environment name. */
-  readonly env: string;
-  /** Folder path, `/` for the root. */
-  readonly path: string;
-}
+export type SnapshotSource = SecretsDirSource;
 
 /** Options of {@link createSnapshotWriter}. */
 export interface SnapshotWriterOptions {
@@ -125,21 +130,7 @@ export interface SnapshotInfo {
   readonly updatedAt: string;
 }
 
-/** The content of `.phasekit.json`: names and metadata, never values. */
-export interface SnapshotManifest {
-  readonly version: number;
-  /** sha256 (hex) of the canonical encoding of entries, formats, mode, owner and source. */
-  readonly sha256: string;
-  readonly updatedAt: string;
-  readonly source: SnapshotSource;
-  /** Every key, sorted, in whichever formats can hold it. */
-  readonly keys: readonly string[];
-  readonly formats: readonly SnapshotFormat[];
-  /** Keys in `keys` that have no file of their own (unsafe names); only with the `files` format. */
-  readonly refusedKeys: readonly string[];
-  /** Every key left out of a format, with that format (`files` for an unsafe name, or a rendered format). */
-  readonly leftOut: readonly { readonly key: string; readonly format: SnapshotFormat }[];
-}
+export type { SnapshotManifest } from '@phasekit/sdk';
 
 interface CurrentState {
   readonly dirName: string;
@@ -704,54 +695,12 @@ function readdirOrEmpty(path: string): string[] {
 
 /** The manifest of a version directory when present and well-formed, else `undefined`. */
 function readManifest(versionDir: string): SnapshotManifest | undefined {
-  let raw: unknown;
+  const path = join(versionDir, MANIFEST_NAME);
   try {
-    raw = JSON.parse(readFileSync(join(versionDir, MANIFEST_NAME), 'utf8'));
+    return parseSnapshotManifest(readFileSync(path, 'utf8'), path);
   } catch {
     return undefined;
   }
-  if (typeof raw !== 'object' || raw === null) return undefined;
-  const m = raw as Record<string, unknown>;
-  const isStrings = (value: unknown): value is string[] =>
-    Array.isArray(value) && value.every((item) => typeof item === 'string');
-  const source = m['source'] as Record<string, unknown> | null | undefined;
-  if (
-    !Number.isSafeInteger(m['version']) ||
-    (m['version'] as number) < 1 ||
-    typeof m['sha256'] !== 'string' ||
-    !/^[0-9a-f]{64}$/.test(m['sha256']) ||
-    typeof m['updatedAt'] !== 'string' ||
-    !isStrings(m['keys']) ||
-    !isStrings(m['formats']) ||
-    !m['formats'].every(isSnapshotFormat) ||
-    (m['refusedKeys'] !== undefined && !isStrings(m['refusedKeys'])) ||
-    typeof source !== 'object' ||
-    source === null
-  ) {
-    return undefined;
-  }
-  return {
-    version: m['version'] as number,
-    sha256: m['sha256'],
-    updatedAt: m['updatedAt'],
-    source: {
-      host: String(source['host']),
-      app: String(source['app']),
-      env: String(source['env']),
-      path: String(source['path']),
-    },
-    keys: m['keys'],
-    formats: m['formats'],
-    refusedKeys: m['refusedKeys'] ?? [],
-    leftOut: Array.isArray(m['leftOut'])
-      ? (m['leftOut'] as unknown[]).flatMap((item) => {
-          const entry = item as { key?: unknown; format?: unknown } | null;
-          return typeof entry?.key === 'string' && isSnapshotFormat(entry.format)
-            ? [{ key: entry.key, format: entry.format }]
-            : [];
-        })
-      : [],
-  };
 }
 
 /**
