@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdir, readFile, readlink } from 'node:fs/promises';
-import { constants as osConstants } from 'node:os';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { AgentError } from './config.js';
 import type { NotifyMethod, NotifyResult } from './metrics.js';
+import { tryParseSignal } from './parse.js';
 
 export type { NotifyMethod, NotifyResult } from './metrics.js';
 
@@ -82,7 +83,7 @@ export interface NotifierOptions {
   procRoot?: string;
 }
 
-/** Stable codes of {@link NotifyError}. */
+/** Stable codes of a notification's AgentError (a subset of {@link AgentErrorCode}). */
 export const NotifyErrorCode = {
   /** Bad notifier options (thrown by {@link createNotifier}). */
   CONFIG: 'NOTIFY_CONFIG',
@@ -116,18 +117,16 @@ export const NotifyErrorCode = {
 /** Union of every {@link NotifyErrorCode}. */
 export type NotifyErrorCode = (typeof NotifyErrorCode)[keyof typeof NotifyErrorCode];
 
-/** A notification that could not be delivered, or bad options. Messages never carry a secret value. */
-export class NotifyError extends Error {
-  override readonly name = 'NotifyError';
-  readonly code: NotifyErrorCode;
-  constructor(code: NotifyErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
-  }
+/**
+ * A notification that could not be delivered, or bad options: an {@link AgentError} with a `NOTIFY_*` code. Messages
+ * never carry a secret value.
+ */
+function notifyError(code: NotifyErrorCode, message: string, options?: { cause?: unknown }): AgentError {
+  return new AgentError(code, message, options);
 }
 
 /** What a target reports for one delivery, before the common fields are added. */
-type Outcome = { ok: true; pids?: readonly number[]; status?: number } | { ok: false; error: NotifyError };
+type Outcome = { ok: true; pids?: readonly number[]; status?: number } | { ok: false; error: AgentError };
 
 interface DeliveryCommon {
   method: NotifyMethod;
@@ -149,7 +148,7 @@ export interface DeliverySuccess extends DeliveryCommon {
 /** A delivery that did not reach the app; `error.code` says why. */
 export interface DeliveryFailure extends DeliveryCommon {
   ok: false;
-  error: NotifyError;
+  error: AgentError;
 }
 
 /** One method's delivery of one notification. */
@@ -194,26 +193,11 @@ interface Target {
   deliver(event: ChangeEvent, signal: AbortSignal): Promise<Outcome>;
 }
 
-const SIGNALS = osConstants.signals as Readonly<Record<string, number | undefined>>;
-
-/**
- * Validate a signal name against `os.constants.signals`. Accepts `SIGHUP` and `HUP`; a wrong case gets a
- * suggestion, anything else the list of valid names.
- */
-export function parseSignal(name: string, option = 'signal'): NodeJS.Signals {
-  const full = /^sig/i.test(name) ? name : `SIG${name}`;
-  if (SIGNALS[full] !== undefined) return full as NodeJS.Signals;
-  const upper = full.toUpperCase();
-  if (SIGNALS[upper] !== undefined) {
-    throw new NotifyError(
-      NotifyErrorCode.CONFIG,
-      `Unknown signal \`${name}\` for \`${option}\`: please write it '${upper}'.`,
-    );
-  }
-  throw new NotifyError(
-    NotifyErrorCode.CONFIG,
-    `Unknown signal \`${name}\` for \`${option}\`. Valid signals: ${Object.keys(SIGNALS).join(', ')}.`,
-  );
+/** A signal name (`SIGHUP` or `HUP`) for option `option`; NOTIFY_CONFIG, with the parser's hint, otherwise. */
+function signalOption(name: string, option = 'signal'): NodeJS.Signals {
+  const parsed = tryParseSignal(name);
+  if (!parsed.ok) throw notifyError(NotifyErrorCode.CONFIG, `\`${option}\` must be ${parsed.expected}`);
+  return parsed.value;
 }
 
 /** The URL as safe to log: no credentials, query or fragment. */
@@ -233,7 +217,7 @@ function isNonNegative(value: unknown): value is number {
 function checkDuration(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (!isNonNegative(value)) {
-    throw new NotifyError(
+    throw notifyError(
       NotifyErrorCode.CONFIG,
       `Expected \`${name}\` to be a non-negative number of milliseconds, got ${typeof value === 'number' ? String(value) : typeof value}.`,
     );
@@ -241,44 +225,35 @@ function checkDuration(name: string, value: number | undefined, fallback: number
   return value;
 }
 
-/** Build a notifier. Throws {@link NotifyError} (`NOTIFY_CONFIG`) on bad options; delivery never throws. */
+/** Build a notifier. Throws {@link AgentError} (`NOTIFY_CONFIG`) on bad options; delivery never throws. */
 export function createNotifier(options: NotifierOptions): Notifier {
   const { logger } = options;
   const debounceMs = checkDuration('debounceMs', options.debounceMs, 1000);
   const targets: Target[] = [];
 
   if (options.pidfile !== undefined && options.processName !== undefined) {
-    throw new NotifyError(
+    throw notifyError(
       NotifyErrorCode.CONFIG,
       'Set either `pidfile` or `processName` to find the app, not both.',
     );
   }
   if (options.pidfile !== undefined || options.processName !== undefined) {
-    const signal = parseSignal(options.signal ?? 'SIGHUP');
+    const signal = signalOption(options.signal ?? 'SIGHUP');
     const kill: KillFn = options.kill ?? ((pid, sig) => void process.kill(pid, sig));
     const procRoot = options.procRoot ?? '/proc';
     if (options.pidfile !== undefined) {
       if (options.pidfile === '')
-        throw new NotifyError(
-          NotifyErrorCode.CONFIG,
-          'Expected `pidfile` to be a path, got an empty string.',
-        );
+        throw notifyError(NotifyErrorCode.CONFIG, 'Expected `pidfile` to be a path, got an empty string.');
       targets.push(pidfileTarget(options.pidfile, signal, kill, logger));
     } else if (options.processName !== undefined) {
       if (options.processName === '' || options.processName.includes('/')) {
-        throw new NotifyError(
-          NotifyErrorCode.CONFIG,
-          'Expected `processName` to be a program name without `/`.',
-        );
+        throw notifyError(NotifyErrorCode.CONFIG, 'Expected `processName` to be a program name without `/`.');
       }
       targets.push(processNameTarget(options.processName, signal, kill, procRoot, logger));
     }
   } else if (options.signal !== undefined) {
-    parseSignal(options.signal);
-    throw new NotifyError(
-      NotifyErrorCode.CONFIG,
-      '`signal` needs `pidfile` or `processName` to find the app.',
-    );
+    signalOption(options.signal);
+    throw notifyError(NotifyErrorCode.CONFIG, '`signal` needs `pidfile` or `processName` to find the app.');
   }
 
   if (options.http !== undefined) {
@@ -286,13 +261,10 @@ export function createNotifier(options: NotifierOptions): Notifier {
     try {
       url = new URL(options.http);
     } catch {
-      throw new NotifyError(
-        NotifyErrorCode.CONFIG,
-        'Expected `http` to be an absolute http:// or https:// URL.',
-      );
+      throw notifyError(NotifyErrorCode.CONFIG, 'Expected `http` to be an absolute http:// or https:// URL.');
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new NotifyError(
+      throw notifyError(
         NotifyErrorCode.CONFIG,
         `Expected \`http\` to be an http:// or https:// URL, got ${url.protocol}//.`,
       );
@@ -316,10 +288,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
       argv[0] === '' ||
       argv.some((a) => typeof a !== 'string')
     ) {
-      throw new NotifyError(
-        NotifyErrorCode.CONFIG,
-        'Expected `exec` to be a non-empty argv array of strings.',
-      );
+      throw notifyError(NotifyErrorCode.CONFIG, 'Expected `exec` to be a non-empty argv array of strings.');
     }
     targets.push(
       execTarget(argv, options.env ?? {}, checkDuration('execTimeoutMs', options.execTimeoutMs, 30_000)),
@@ -362,7 +331,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
           const code = { signal: 'SIGNAL_FAILED', http: 'HTTP_FAILED', exec: 'EXEC_FAILED' } as const;
           outcome = {
             ok: false,
-            error: new NotifyError(NotifyErrorCode[code[target.method]], 'Unexpected notification failure.', {
+            error: notifyError(NotifyErrorCode[code[target.method]], 'Unexpected notification failure.', {
               cause: error,
             }),
           };
@@ -497,7 +466,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
     async close() {
       if (timer !== undefined) clearTimeout(timer);
       timer = undefined;
-      closing.abort(new NotifyError(NotifyErrorCode.ABORTED, 'The notifier was closed.'));
+      closing.abort(notifyError(NotifyErrorCode.ABORTED, 'The notifier was closed.'));
       const batch = pending;
       pending = undefined;
       if (batch !== undefined) {
@@ -516,7 +485,7 @@ function signalOne(
   pid: number,
   signal: NodeJS.Signals,
   via: string,
-): { ok: true } | { ok: false; error: NotifyError } {
+): { ok: true } | { ok: false; error: AgentError } {
   try {
     kill(pid, signal);
     return { ok: true };
@@ -525,7 +494,7 @@ function signalOne(
     if (code === 'ESRCH') {
       return {
         ok: false,
-        error: new NotifyError(
+        error: notifyError(
           NotifyErrorCode.PROCESS_GONE,
           `Process ${pid} (${via}) is not running (ESRCH); the pid file may be stale or the app has exited.`,
           { cause: error },
@@ -535,7 +504,7 @@ function signalOne(
     if (code === 'EPERM') {
       return {
         ok: false,
-        error: new NotifyError(
+        error: notifyError(
           NotifyErrorCode.NOT_PERMITTED,
           `Not permitted to send ${signal} to process ${pid} (${via}) (EPERM): run the agent as the same user as the app (in Kubernetes the same runAsUser) or give it the CAP_KILL capability.`,
           { cause: error },
@@ -544,7 +513,7 @@ function signalOne(
     }
     return {
       ok: false,
-      error: new NotifyError(
+      error: notifyError(
         NotifyErrorCode.SIGNAL_FAILED,
         `Could not send ${signal} to process ${pid} (${via}): ${code ?? 'unknown error'}.`,
         { cause: error },
@@ -567,7 +536,7 @@ function pidfileTarget(pidfile: string, signal: NodeJS.Signals, kill: KillFn, lo
         if (code === 'ENOENT') {
           return {
             ok: false,
-            error: new NotifyError(
+            error: notifyError(
               NotifyErrorCode.PIDFILE_MISSING,
               `Pid file ${pidfile} does not exist; has the app started and written it? (In Kubernetes, share the directory through a volume mounted in both containers.)`,
               { cause: error },
@@ -576,7 +545,7 @@ function pidfileTarget(pidfile: string, signal: NodeJS.Signals, kill: KillFn, lo
         }
         return {
           ok: false,
-          error: new NotifyError(
+          error: notifyError(
             NotifyErrorCode.PIDFILE_UNREADABLE,
             `Cannot read pid file ${pidfile}: ${code ?? 'unknown error'}.`,
             { cause: error },
@@ -589,7 +558,7 @@ function pidfileTarget(pidfile: string, signal: NodeJS.Signals, kill: KillFn, lo
       if (!Number.isSafeInteger(pid) || pid <= 1) {
         return {
           ok: false,
-          error: new NotifyError(
+          error: notifyError(
             NotifyErrorCode.PIDFILE_INVALID,
             `Pid file ${pidfile} does not hold a process id (expected one integer greater than 1, found ${trimmed.length} characters of something else).`,
           ),
@@ -662,7 +631,7 @@ function processNameTarget(
       } catch (error) {
         return {
           ok: false,
-          error: new NotifyError(
+          error: notifyError(
             NotifyErrorCode.NO_PROCESS,
             `Cannot list processes in ${procRoot} (${errnoOf(error) ?? 'unknown error'}) to find ${via}.`,
             { cause: error },
@@ -672,7 +641,7 @@ function processNameTarget(
       if (found.pids.length === 0) {
         return {
           ok: false,
-          error: new NotifyError(
+          error: notifyError(
             NotifyErrorCode.NO_PROCESS,
             `No process named "${name}" is visible in ${procRoot} (${found.scanned} other processes seen). In Kubernetes the app and the agent must share a process namespace: set \`shareProcessNamespace: true\` in the pod spec.`,
           ),
@@ -685,7 +654,7 @@ function processNameTarget(
         );
       }
       const sent: number[] = [];
-      let firstError: NotifyError | undefined;
+      let firstError: AgentError | undefined;
       for (const pid of found.pids) {
         const outcome = signalOne(kill, pid, signal, via);
         if (outcome.ok) {
@@ -734,7 +703,7 @@ function httpTarget(url: URL, timeoutMs: number, retryDelayMs: number, logger: N
         removed: event.removed,
         changed: event.changed,
       });
-      let failure: NotifyError | undefined;
+      let failure: AgentError | undefined;
       for (let attempt = 1; attempt <= 2; attempt++) {
         if (attempt > 1) {
           logger.debug(
@@ -758,7 +727,7 @@ function httpTarget(url: URL, timeoutMs: number, retryDelayMs: number, logger: N
           });
           await response.body?.cancel().catch(() => undefined);
           if (response.status >= 200 && response.status < 300) return { ok: true, status: response.status };
-          failure = new NotifyError(
+          failure = notifyError(
             NotifyErrorCode.HTTP_STATUS,
             `HTTP hook ${target} answered ${response.status}.`,
           );
@@ -770,7 +739,7 @@ function httpTarget(url: URL, timeoutMs: number, retryDelayMs: number, logger: N
           const reason = timedOut
             ? `no answer within ${timeoutMs} ms`
             : (errnoOf(cause) ?? errnoOf(error) ?? 'request failed');
-          failure = new NotifyError(NotifyErrorCode.HTTP_FAILED, `HTTP hook ${target} failed: ${reason}.`, {
+          failure = notifyError(NotifyErrorCode.HTTP_FAILED, `HTTP hook ${target} failed: ${reason}.`, {
             cause: error,
           });
           retryable = true;
@@ -780,7 +749,7 @@ function httpTarget(url: URL, timeoutMs: number, retryDelayMs: number, logger: N
       if (closing.aborted)
         return {
           ok: false,
-          error: new NotifyError(
+          error: notifyError(
             NotifyErrorCode.ABORTED,
             `HTTP hook ${target} aborted: the notifier was closed.`,
           ),
@@ -831,7 +800,7 @@ function execTarget(
         } catch (error) {
           resolve({
             ok: false,
-            error: new NotifyError(
+            error: notifyError(
               NotifyErrorCode.EXEC_FAILED,
               `Cannot start exec hook ${target}: ${errnoOf(error) ?? 'invalid command'}.`,
               { cause: error },
@@ -855,7 +824,7 @@ function execTarget(
             code === 'ENOENT' ? ' (command not found)' : code === 'EACCES' ? ' (not executable)' : '';
           finish({
             ok: false,
-            error: new NotifyError(
+            error: notifyError(
               NotifyErrorCode.EXEC_FAILED,
               `Cannot start exec hook ${target}: ${code ?? 'unknown error'}${hint}.`,
               { cause: error },
@@ -866,7 +835,7 @@ function execTarget(
           if (closing.aborted) {
             finish({
               ok: false,
-              error: new NotifyError(
+              error: notifyError(
                 NotifyErrorCode.ABORTED,
                 `Exec hook ${target} stopped: the notifier was closed.`,
               ),
@@ -874,7 +843,7 @@ function execTarget(
           } else if (timedOut) {
             finish({
               ok: false,
-              error: new NotifyError(
+              error: notifyError(
                 NotifyErrorCode.EXEC_TIMEOUT,
                 `Exec hook ${target} ran longer than ${timeoutMs} ms and was stopped.`,
               ),
@@ -885,7 +854,7 @@ function execTarget(
             const how = signal !== null ? `was killed by ${signal}` : `exited with code ${code}`;
             finish({
               ok: false,
-              error: new NotifyError(NotifyErrorCode.EXEC_EXIT, `Exec hook ${target} ${how}.`),
+              error: notifyError(NotifyErrorCode.EXEC_EXIT, `Exec hook ${target} ${how}.`),
             });
           }
         });

@@ -763,7 +763,8 @@ describe('exitCodeFor', () => {
     expect(exitCodeFor(new AgentError('WRITE', 'x'))).toBe(8);
     expect(exitCodeFor(new AgentError('LOCKED', 'x'))).toBe(8);
     expect(exitCodeFor(new AgentError('USAGE', 'x'))).toBe(2);
-    expect(exitCodeFor(new AgentError('NOTIFY', 'x'))).toBe(1);
+    expect(exitCodeFor(new AgentError('NOTIFY_HTTP_FAILED', 'x'))).toBe(1);
+    expect(exitCodeFor(new AgentError('NOTIFY_CONFIG', 'x'))).toBe(2);
     expect(exitCodeFor(new Error('x'))).toBe(1);
     expect(exitCodeFor('x')).toBe(1);
   });
