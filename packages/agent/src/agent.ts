@@ -9,7 +9,8 @@ import {
   type PhaseClientOptions,
   type Secret,
 } from '@phasekit/sdk';
-import { AgentError, AgentErrorCode, type OutputConfig, type SidecarConfig } from './config.js';
+import { type OutputConfig, type SidecarConfig } from './config/index.js';
+import { AgentError, AgentErrorCode } from './errors.js';
 import type { Readiness } from './health.js';
 import type { Metrics } from './metrics.js';
 import type { Notifier } from './notify.js';

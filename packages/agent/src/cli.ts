@@ -7,15 +7,14 @@ import { isPhaseError, type PhaseClientOptions } from '@phasekit/sdk';
 import {
   COMMANDS,
   USAGE,
-  exitCodeFor,
-  isAgentError,
   configFileNamed,
   isCommand,
   loadConfig,
   wantsHelp,
   type AgentConfig,
   type YamlParser,
-} from './config.js';
+} from './config/index.js';
+import { exitCodeFor, isAgentError } from './errors.js';
 import { createLogger } from './logger.js';
 import { VERSION } from './version.js';
 

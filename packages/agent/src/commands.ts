@@ -1,12 +1,7 @@
 import type { Logger } from 'pino';
 import { PhaseClient, type PhaseClientOptions } from '@phasekit/sdk';
-import {
-  AgentError,
-  AgentErrorCode,
-  type AgentConfig,
-  type ExportConfig,
-  type OnceConfig,
-} from './config.js';
+import { type AgentConfig, type ExportConfig, type OnceConfig } from './config/index.js';
+import { AgentError, AgentErrorCode } from './errors.js';
 import { lockOutputs } from './snapshot/lock.js';
 import { render } from './snapshot/writer.js';
 import { applySecrets, guardReason, prepareOutputs, toEntries, writerFor } from './sync.js';

@@ -2,15 +2,8 @@
 export { Sidecar } from './agent.js';
 export type { SidecarDeps, SidecarEvents } from './agent.js';
 export { clientFor, runExport, runOnce } from './commands.js';
-export {
-  AgentError,
-  AgentErrorCode,
-  COMMANDS,
-  EXIT_CODES,
-  USAGE,
-  exitCodeFor,
-  isAgentError,
-} from './config.js';
+export { COMMANDS, USAGE } from './config/index.js';
+export { AgentError, AgentErrorCode, EXIT_CODES, exitCodeFor, isAgentError } from './errors.js';
 export { loadConfig } from './load-config.js';
 export type {
   AgentConfig,
@@ -26,7 +19,7 @@ export type {
   SidecarConfig,
   SnapshotFormat,
   SourceQuery,
-} from './config.js';
+} from './config/index.js';
 export { startHealthServer } from './health.js';
 export type { HealthServer, HealthServerOptions, Readiness } from './health.js';
 export { createLogger } from './logger.js';

@@ -1,6 +1,6 @@
 import { parseDocument } from 'yaml';
-import { loadConfig as loadWith } from './config.js';
-import type { AgentConfig, Command, ConfigFor, LoadConfigOptions } from './config.js';
+import { loadConfig as loadWith } from './config/index.js';
+import type { AgentConfig, Command, ConfigFor, LoadConfigOptions } from './config/index.js';
 
 /**
  * Builds the configuration of one command from argv, env and an optional YAML file (precedence: flag, env, file,

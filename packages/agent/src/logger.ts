@@ -2,7 +2,7 @@
 // logger per component. The first defence is never logging a value; the redact paths below are a backstop.
 import { pino } from 'pino';
 import type { DestinationStream, Logger } from 'pino';
-import type { LogFormat, LogLevel } from './config.js';
+import type { LogFormat, LogLevel } from './config/index.js';
 
 export type { Logger } from 'pino';
 

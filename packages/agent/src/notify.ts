@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AgentError } from './config.js';
+import { AgentError } from './errors.js';
 import type { NotifyMethod, NotifyResult } from './metrics.js';
 import { tryParseSignal } from './parse.js';
 

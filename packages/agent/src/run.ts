@@ -3,7 +3,8 @@ import { once } from 'node:events';
 import { constants as osConstants } from 'node:os';
 import type { Logger } from 'pino';
 import type { PhaseClientOptions, Secret, WatchSnapshot } from '@phasekit/sdk';
-import { AgentError, AgentErrorCode, type RunConfig } from './config.js';
+import { type RunConfig } from './config/index.js';
+import { AgentError, AgentErrorCode } from './errors.js';
 import { clientFor } from './commands.js';
 import { guardReason, toEntries } from './sync.js';
 

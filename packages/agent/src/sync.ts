@@ -1,5 +1,6 @@
 import { isPhaseError, type PhaseClient, type Secret, type SecretEntry } from '@phasekit/sdk';
-import { AgentError, AgentErrorCode, type OutputConfig } from './config.js';
+import { type OutputConfig } from './config/index.js';
+import { AgentError, AgentErrorCode } from './errors.js';
 import type { Logger } from 'pino';
 import { createSnapshotWriter, type SnapshotWriter, type WriteResult } from './snapshot/writer.js';
 

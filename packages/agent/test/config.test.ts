@@ -2,17 +2,10 @@ import { readFileSync } from 'node:fs';
 import { inspect } from 'node:util';
 import { ErrorCode, PhaseError } from '@phasekit/sdk';
 import { describe, expect, it } from 'vitest';
-import {
-  AgentError,
-  COMMANDS,
-  SETTINGS,
-  USAGE,
-  exitCodeFor,
-  isAgentError,
-  wantsHelp,
-} from '../src/config.js';
-import { configFileNamed, loadConfig as loadCore } from '../src/config.js';
-import type { Command, LoadConfigOptions } from '../src/config.js';
+import { COMMANDS, SETTINGS, USAGE, wantsHelp } from '../src/config/index.js';
+import { AgentError, exitCodeFor, isAgentError } from '../src/errors.js';
+import { configFileNamed, loadConfig as loadCore } from '../src/config/index.js';
+import type { Command, LoadConfigOptions } from '../src/config/index.js';
 import { loadConfig } from '../src/load-config.js';
 import {
   isLoopbackHost,

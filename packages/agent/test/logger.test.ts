@@ -1,6 +1,6 @@
 import { ErrorCode, PhaseError } from '@phasekit/sdk';
 import { describe, expect, it } from 'vitest';
-import { AgentError } from '../src/config.js';
+import { AgentError } from '../src/errors.js';
 import { createLogger, serializeError } from '../src/logger.js';
 import type { CreateLoggerOptions } from '../src/logger.js';
 

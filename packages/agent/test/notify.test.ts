@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AgentError } from '../src/config.js';
+import { AgentError } from '../src/errors.js';
 import {
   type ChangeEvent,
   type DeliveryFailure,

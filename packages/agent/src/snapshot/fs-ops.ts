@@ -18,7 +18,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { AgentError, AgentErrorCode } from '../config.js';
+import { AgentError, AgentErrorCode } from '../errors.js';
 
 // The writer's file system calls are synchronous: on tmpfs (where snapshots live in a pod) each takes microseconds,
 // while its promise version costs a round trip through libuv's thread pool, and a snapshot of a thousand keys makes

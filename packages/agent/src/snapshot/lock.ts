@@ -11,7 +11,7 @@ import { openSync, readFileSync, statSync, unlinkSync, writeSync, closeSync } fr
 import { connect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { kill, pid as ownPid, platform } from 'node:process';
-import { AgentError, AgentErrorCode } from '../config.js';
+import { AgentError, AgentErrorCode } from '../errors.js';
 import { ensureOutputDir, errnoCode } from './fs-ops.js';
 
 /** A held lock; `release()` lets the next writer in. */

@@ -22,7 +22,7 @@ import {
   isOutputFormat,
   parseSnapshotManifest,
 } from '@phasekit/sdk';
-import { AgentError, AgentErrorCode } from '../config.js';
+import { AgentError, AgentErrorCode } from '../errors.js';
 import type {
   ChangeSet,
   Logger,
