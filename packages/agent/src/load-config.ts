@@ -4,7 +4,7 @@ import type { AgentConfig, Command, ConfigFor, LoadConfigOptions } from './confi
 
 /**
  * Builds the configuration of one command from argv, env and an optional YAML file (precedence: flag, env, file,
- * default). Pure apart from `readFile`. The library's entry point; the CLI calls the core in config.ts and loads
+ * default). Pure apart from `readFile`. The library's entry point; the CLI calls the core in config/ and loads
  * the YAML parser only when a config file is named.
  *
  * @returns A deeply frozen config; `auth.token` is non-enumerable so serialising the config leaves it out.
