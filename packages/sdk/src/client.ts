@@ -241,7 +241,7 @@ export class PhaseClient {
 
   /** The apps and environments this token can reach, with each environment's `updatedAt`. Always asks Phase. */
   async apps(options: CallOptions = {}): Promise<AppInfo[]> {
-    const session = await this.#probe(options.signal);
+    const session = await this.#probe(options);
     return session.apps.map((app) => ({
       id: app.id,
       name: app.name,
@@ -257,7 +257,7 @@ export class PhaseClient {
 
   /** Reads and decrypts the secrets of one environment folder; see {@link SecretsQuery}. */
   async getSecrets(query: SecretsQuery, options: CallOptions = {}): Promise<Secret[]> {
-    return (await this.#read(query, options.signal)).secrets;
+    return (await this.#read(query, options)).secrets;
   }
 
   /** Reads one secret by key; `NOT_FOUND` when it does not exist at that path. */
@@ -268,7 +268,7 @@ export class PhaseClient {
     const { key, ...rest } = query;
     const [secret] = await this.getSecrets({ ...rest, keys: [key] }, options);
     if (!secret) {
-      const { app, env } = await this.#target(rest, options.signal);
+      const { app, env } = await this.#target(rest, options);
       throw new PhaseError(
         ErrorCode.NOT_FOUND,
         `secret ${key.toUpperCase()} not found in ${app.name}/${env.name} at path ${normalisePath(query.path ?? '/')}`,
@@ -283,7 +283,7 @@ export class PhaseClient {
     options: CallOptions = {},
   ): Promise<void> {
     if (target.secrets.length === 0) return;
-    const { app, env } = await this.#target(target, options.signal);
+    const { app, env } = await this.#target(target, options);
     const keys = this.#session!.keys(env);
     const seen = new Set<string>();
     const payload = target.secrets.map((s) => {
@@ -308,7 +308,7 @@ export class PhaseClient {
       'POST',
       env,
       { secrets: payload },
-      options.signal,
+      options,
       () => `creating ${[...seen].map((k) => k.split('#')[1]).join(', ')} in ${app.name}/${env.name}`,
     );
   }
@@ -319,9 +319,9 @@ export class PhaseClient {
     options: CallOptions = {},
   ): Promise<void> {
     if (target.secrets.length === 0) return;
-    const { app, env } = await this.#target(target, options.signal);
+    const { app, env } = await this.#target(target, options);
     const keys = this.#session!.keys(env);
-    const found = await this.#locate(env, keys, target.secrets, options.signal);
+    const found = await this.#locate(env, keys, target.secrets, options);
     const payload = target.secrets.map((s, i) => {
       const row = found[i]!;
       const item: Record<string, unknown> = {
@@ -346,7 +346,7 @@ export class PhaseClient {
       'PUT',
       env,
       { secrets: payload },
-      options.signal,
+      options,
       () =>
         `updating ${target.secrets.map((s) => s.key.toUpperCase()).join(', ')} in ${app.name}/${env.name}`,
     );
@@ -358,10 +358,10 @@ export class PhaseClient {
     options: CallOptions = {},
   ): Promise<{ notFound: string[] }> {
     if (target.keys.length === 0) return { notFound: [] };
-    const { app, env } = await this.#target(target, options.signal);
+    const { app, env } = await this.#target(target, options);
     const keys = this.#session!.keys(env);
     const wanted = target.keys.map((key) => ({ key, path: target.path ?? '/' }));
-    const found = await this.#locate(env, keys, wanted, options.signal, true);
+    const found = await this.#locate(env, keys, wanted, options, true);
     const ids = found.flatMap((row) => (row ? [row.id] : []));
     const notFound = target.keys.filter((_, i) => !found[i]).map((k) => k.toUpperCase());
     if (ids.length > 0) {
@@ -369,7 +369,7 @@ export class PhaseClient {
         'DELETE',
         env,
         { secrets: ids },
-        options.signal,
+        options,
         () => `deleting secrets in ${app.name}/${env.name}`,
       );
     }
@@ -385,9 +385,9 @@ export class PhaseClient {
     let apps: readonly AppRecord[] | undefined;
     let stamps = new Map<string, string>();
     const source: WatchSource = {
-      read: (signal) => this.#read(query, signal),
+      read: (signal) => this.#read(query, { signal }),
       probe: async (signal) => {
-        const session = await this.#probe(signal);
+        const session = await this.#probe({ signal });
         // An unchanged tokens body leaves the session's apps as they were: so are the stamps.
         if (session.apps !== apps) {
           apps = session.apps;
@@ -426,17 +426,17 @@ export class PhaseClient {
     return { host: this.host };
   }
 
-  async #ensureSession(signal: AbortSignal | undefined): Promise<Session> {
+  async #ensureSession(call: CallOptions): Promise<Session> {
     if (this.#session) return this.#session;
-    this.#sessionPromise ??= this.#probe(signal).finally(() => {
+    this.#sessionPromise ??= this.#probe(call).finally(() => {
       this.#sessionPromise = undefined;
     });
     return this.#sessionPromise;
   }
 
   /** Fetches the tokens endpoint and merges it into the session (creating it the first time). */
-  async #probe(signal: AbortSignal | undefined): Promise<Session> {
-    const spec: RequestSpec = { method: 'GET', route: 'tokens', signal };
+  async #probe(call: CallOptions): Promise<Session> {
+    const spec: RequestSpec = { method: 'GET', route: 'tokens', ...call };
     // Only the first probe needs the crypto backend; later ones skip the extra promises.
     const answer = this.#session
       ? await this.#transport.send(spec, this.#readTokens)
@@ -471,13 +471,13 @@ export class PhaseClient {
 
   async #target(
     query: { app?: string | undefined; appId?: string | undefined; env: string },
-    signal: AbortSignal | undefined,
+    call: CallOptions,
   ): Promise<{ app: AppRecord; env: EnvRecord }> {
-    let session = await this.#ensureSession(signal);
+    let session = await this.#ensureSession(call);
     let found = findTarget(session, query);
     if (!found.ok && found.retry) {
       // An environment or app created after our session started: look once more.
-      session = await this.#probe(signal);
+      session = await this.#probe(call);
       found = findTarget(session, query);
     }
     if (!found.ok) throw found.error;
@@ -506,13 +506,13 @@ export class PhaseClient {
       keyDigest?: string | undefined;
       tags?: readonly string[] | undefined;
     },
-    signal: AbortSignal | undefined,
+    call: CallOptions,
   ): Promise<RawRow[]> {
     const headers: Record<string, string> = { environment: env.id };
     if (filter.path !== undefined) headers['path'] = filter.path;
     if (filter.keyDigest !== undefined) headers['keydigest'] = filter.keyDigest;
     if (filter.tags !== undefined && filter.tags.length > 0) headers['tags'] = filter.tags.join(',');
-    const body = await this.#transport.send({ method: 'GET', route: 'secrets', headers, signal });
+    const body = await this.#transport.send({ method: 'GET', route: 'secrets', headers, ...call });
     if (!Array.isArray(body)) {
       throw new PhaseError(
         ErrorCode.NETWORK,
@@ -545,9 +545,9 @@ export class PhaseClient {
 
   async #read(
     query: SecretsQuery,
-    signal: AbortSignal | undefined,
+    call: CallOptions,
   ): Promise<{ secrets: Secret[]; dependencies: Set<string> }> {
-    const { app, env } = await this.#target(query, signal);
+    const { app, env } = await this.#target(query, call);
     const keys = this.#session!.keys(env);
     const path = normalisePath(query.path ?? '/');
     const recursive = query.recursive ?? false;
@@ -561,7 +561,7 @@ export class PhaseClient {
         keyDigest: onlyKey === undefined ? undefined : keyDigest(onlyKey, keys.salt),
         tags,
       },
-      signal,
+      call,
     );
     const inScope = rows.filter(
       (row) =>
@@ -588,7 +588,7 @@ export class PhaseClient {
       const result = await resolveReferences(
         decrypted.map((d) => ({ key: d.key, value: d.value, path: d.row.path })),
         { appId: app.id, envId: env.id, path },
-        this.#resolverHost(signal),
+        this.#resolverHost(call),
         known,
       );
       values = result.values;
@@ -612,7 +612,7 @@ export class PhaseClient {
     return { secrets, dependencies };
   }
 
-  #resolverHost(signal: AbortSignal | undefined): ResolverHost {
+  #resolverHost(call: CallOptions): ResolverHost {
     const session = this.#session!;
     return {
       envByName: (appId, name) =>
@@ -628,7 +628,7 @@ export class PhaseClient {
       fetchFolder: async (_appId, envId, path) => {
         const env = session.env(envId)!;
         const keys = session.keys(env);
-        const rows = await this.#fetchRows(env, { path }, signal);
+        const rows = await this.#fetchRows(env, { path }, call);
         return this.#decryptRows(
           rows.filter((r) => r.path === path),
           env,
@@ -643,10 +643,10 @@ export class PhaseClient {
     env: EnvRecord,
     keys: EnvKeys,
     wanted: readonly { key: string; path?: string | undefined }[],
-    signal: AbortSignal | undefined,
+    call: CallOptions,
     allowMissing = false,
   ): Promise<(RawRow | undefined)[]> {
-    const rows = await this.#fetchRows(env, {}, signal);
+    const rows = await this.#fetchRows(env, {}, call);
     return wanted.map((w) => {
       const key = w.key.trim().toUpperCase();
       const path = normalisePath(w.path ?? '/');
@@ -672,7 +672,7 @@ export class PhaseClient {
     method: 'POST' | 'PUT' | 'DELETE',
     env: EnvRecord,
     body: unknown,
-    signal: AbortSignal | undefined,
+    call: CallOptions,
     what: () => string,
   ): Promise<void> {
     try {
@@ -681,7 +681,7 @@ export class PhaseClient {
         route: 'secrets',
         headers: { environment: env.id },
         body,
-        signal,
+        ...call,
       });
     } catch (error) {
       if (error instanceof PhaseError && error.code === ErrorCode.CONFLICT) {

@@ -88,7 +88,19 @@ export interface Logger {
   error(obj: object, msg?: string): void;
 }
 
-/** Every async SDK call accepts a signal to cancel it. */
+/**
+ * Options of one call, as openai-node's RequestOptions: every async SDK call takes them, and `timeoutMs` and
+ * `retries` override the client's own for that call only.
+ */
 export interface CallOptions {
-  readonly signal?: AbortSignal;
+  /** Cancels the call (`ABORTED`; an `AbortSignal.timeout()` gives `TIMEOUT`). */
+  readonly signal?: AbortSignal | undefined;
+  /**
+   * Deadline of one HTTP attempt of this call.
+   * @unit milliseconds
+   * @default the client's `timeoutMs`
+   */
+  readonly timeoutMs?: number | undefined;
+  /** Retries of this call's reads. @default the client's `retries` */
+  readonly retries?: number | undefined;
 }

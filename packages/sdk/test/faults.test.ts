@@ -240,3 +240,29 @@ describe.each(DISPATCHERS)('fault matrix through %s', (_name, make) => {
     expect(error.message).toContain('ECONNREFUSED');
   });
 });
+
+describe('per-call options', () => {
+  it('retries and timeoutMs of one call override the client', async () => {
+    const c = client();
+    emulator.fault({ route: 'tokens', status: 503 });
+    const { error } = await outcome(c.getSecrets({ app: 'shop', env: 'Production' }, { retries: 0 }));
+    expect(error).toMatchObject({ code: 'NETWORK', status: 503 });
+    expect(emulator.requests()).toHaveLength(1);
+    emulator.clearFaults();
+    emulator.clearRequests();
+    emulator.fault({ route: 'tokens', delayMs: 400, count: 1 });
+    const slow = await outcome(
+      c.getSecrets({ app: 'shop', env: 'Production' }, { timeoutMs: 50, retries: 0 }),
+    );
+    expect(slow.error).toMatchObject({
+      code: 'TIMEOUT',
+      message: 'Phase did not answer tokens within 50 ms',
+    });
+    expect(slow.ms).toBeLessThan(300);
+  });
+
+  it('refuses a malformed per-call option with CONFIG', async () => {
+    const { error } = await outcome(client().getSecrets({ app: 'shop', env: 'Production' }, { retries: -1 }));
+    expect(error.code).toBe('CONFIG');
+  });
+});

@@ -31,6 +31,9 @@ export interface RequestSpec {
   readonly headers?: Record<string, string>;
   readonly body?: unknown;
   readonly signal?: AbortSignal | undefined;
+  /** This call's attempt deadline and retries, over the transport's defaults. */
+  readonly timeoutMs?: number | undefined;
+  readonly retries?: number | undefined;
 }
 
 const PATHS: Record<Route, string> = { tokens: '/service/secrets/tokens/', secrets: '/service/secrets/' };
@@ -82,6 +85,19 @@ function isTransient(failure: PhaseError): boolean {
   return status === undefined || status === 429 || status >= 500 || (status >= 200 && status < 300);
 }
 
+/** A call's own `timeoutMs` and `retries` must be whole numbers, as the client's are. */
+function checkCallOptions(spec: RequestSpec): void {
+  if (spec.timeoutMs !== undefined && !(Number.isInteger(spec.timeoutMs) && spec.timeoutMs >= 1)) {
+    throw new PhaseError(
+      ErrorCode.CONFIG,
+      'call option timeoutMs must be a whole number of milliseconds, at least 1',
+    );
+  }
+  if (spec.retries !== undefined && !(Number.isInteger(spec.retries) && spec.retries >= 0)) {
+    throw new PhaseError(ErrorCode.CONFIG, 'call option retries must be a whole number, at least 0');
+  }
+}
+
 /** Why an attempt ended without a response: its own deadline, the call's total deadline or the network. */
 type Failure = 'attempt' | 'total' | 'network';
 
@@ -110,6 +126,7 @@ export class Transport {
     spec: RequestSpec,
     read: (route: Route, body: Buffer) => T = parseBody as (route: Route, body: Buffer) => T,
   ): Promise<T> {
+    checkCallOptions(spec);
     const deadline = Date.now() + this.#options.totalTimeoutMs;
     const dispatcher = await (this.#dispatcher ??= defaultDispatcher());
     const idempotent = spec.method === 'GET';
@@ -123,7 +140,7 @@ export class Transport {
       }
       const retryable =
         idempotent &&
-        attempt < this.#options.retries &&
+        attempt < (spec.retries ?? this.#options.retries) &&
         spec.signal?.aborted !== true &&
         isTransient(failure);
       if (!retryable) throw failure;
@@ -180,7 +197,8 @@ export class Transport {
       headers['content-type'] = 'application/json';
     }
     const left = deadline - Date.now();
-    const limit = AbortSignal.timeout(Math.max(0, Math.min(this.#options.timeoutMs, left)));
+    const timeoutMs = spec.timeoutMs ?? this.#options.timeoutMs;
+    const limit = AbortSignal.timeout(Math.max(0, Math.min(timeoutMs, left)));
     const signal = spec.signal === undefined ? limit : AbortSignal.any([spec.signal, limit]);
     const route = spec.route;
     let status: number;
@@ -205,8 +223,8 @@ export class Transport {
       this.#options.onResponse?.(route, 'error');
       if (spec.signal?.aborted === true) throw this.#abortError(route, spec.signal.reason);
       if (limit.aborted)
-        throw this.#failure(route, left <= this.#options.timeoutMs ? 'total' : 'attempt', error);
-      throw this.#failure(route, 'network', error);
+        throw this.#failure(route, left <= timeoutMs ? 'total' : 'attempt', timeoutMs, error);
+      throw this.#failure(route, 'network', timeoutMs, error);
     }
     this.#options.onResponse?.(route, status);
     if (status >= 200 && status < 300) return received;
@@ -219,12 +237,9 @@ export class Transport {
   }
 
   /** The error of an attempt that failed before a whole response: a deadline or the network. */
-  #failure(route: Route, why: Failure, cause: unknown): PhaseError {
+  #failure(route: Route, why: Failure, timeoutMs: number, cause: unknown): PhaseError {
     if (why === 'attempt') {
-      return new PhaseError(
-        ErrorCode.TIMEOUT,
-        `Phase did not answer ${route} within ${this.#options.timeoutMs} ms`,
-      );
+      return new PhaseError(ErrorCode.TIMEOUT, `Phase did not answer ${route} within ${timeoutMs} ms`);
     }
     if (why === 'total') {
       return new PhaseError(
