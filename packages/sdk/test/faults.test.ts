@@ -1,10 +1,9 @@
 import { startEmulator, type Emulator, type EmulatorState } from '@phasekit/emulator';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Agent } from 'undici';
 import { PhaseClient, type PhaseError } from '../src/index.js';
 
-// Every fault ends in its documented code, within the configured deadline, with no unhandled rejection, through
-// the client's own dispatcher (undici's EnvHttpProxyAgent) and through an undici Agent given by the caller.
+// Every fault ends in its documented code, within the configured deadline, with no unhandled rejection. (A caller's
+// own dispatcher is exercised by client.test.ts.)
 
 const seed = {
   apps: [{ name: 'shop', environments: [{ name: 'Production', secrets: [{ key: 'A', value: 'alpha' }] }] }],
@@ -12,9 +11,6 @@ const seed = {
 
 let emulator: Emulator;
 const clients: PhaseClient[] = [];
-const dispatchers: Agent[] = [];
-/** The dispatcher of the matrix being run: undefined for the client's default. */
-let makeDispatcher: (() => Agent) | undefined;
 const unhandled: unknown[] = [];
 const onUnhandled = (reason: unknown) => unhandled.push(reason);
 
@@ -26,7 +22,6 @@ function client(url = emulator.url, options: Partial<ConstructorParameters<typeo
     retries: 2,
     timeoutMs: 500,
     totalTimeoutMs: 5_000,
-    ...(makeDispatcher ? { dispatcher: makeDispatcher() } : {}),
     ...options,
   });
   clients.push(c);
@@ -55,29 +50,12 @@ afterEach(() => {
 });
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.close()));
-  await Promise.all(dispatchers.map((d) => d.close()));
   await emulator.close();
   process.off('unhandledRejection', onUnhandled);
   expect(unhandled).toEqual([]);
 });
 
-const DISPATCHERS: [string, (() => Agent) | undefined][] = [
-  ["the client's own dispatcher", undefined],
-  [
-    "a caller's undici Agent",
-    () => {
-      const d = new Agent();
-      dispatchers.push(d);
-      return d;
-    },
-  ],
-];
-
-describe.each(DISPATCHERS)('fault matrix through %s', (_name, make) => {
-  beforeAll(() => {
-    makeDispatcher = make;
-  });
-
+describe('fault matrix', () => {
   it('429 with Retry-After: waits as told, then RATE_LIMITED with retryAfterMs', async () => {
     emulator.fault({ route: 'tokens', status: 429, retryAfter: 1 });
     const { error, ms } = await outcome(read(client()));
