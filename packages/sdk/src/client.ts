@@ -30,7 +30,8 @@ import { SecretsWatch, type WatchOptions, type WatchSource } from './watch.js';
 import type { AppInfo, CallOptions, Logger, Secret, SecretsQuery } from './types.js';
 
 const VERSION = '0.1.0';
-const DEFAULT_HOST = 'https://console.phase.dev';
+/** Phase Cloud's console origin: the host when neither the `host` option nor PHASE_HOST names one. */
+export const DEFAULT_HOST = 'https://console.phase.dev';
 
 /** Options of {@link PhaseClient}. Every field is optional. */
 export interface PhaseClientOptions {

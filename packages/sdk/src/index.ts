@@ -1,5 +1,5 @@
 // The public surface of @phasekit/sdk. Everything not listed here is internal and may change.
-export { PhaseClient } from './client.js';
+export { DEFAULT_HOST, PhaseClient } from './client.js';
 export type { EnvTarget, NewSecret, PhaseClientOptions, SecretUpdate } from './client.js';
 export { ErrorCode, PhaseError, isPhaseError } from './errors.js';
 export { cryptoBackend } from './internal/crypto.js';
@@ -25,7 +25,7 @@ export type {
   SecretsDirWatcherEvents,
   WatchSecretsDirOptions,
 } from './secrets-dir.js';
-export { diffSecrets } from './watch.js';
+export { DEFAULT_POLL_INTERVAL_MS, diffSecrets } from './watch.js';
 export type { SecretsWatch } from './watch.js';
 export type { WatchEvents, WatchOptions, WatchSnapshot } from './watch.js';
 export type {

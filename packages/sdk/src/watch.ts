@@ -2,6 +2,9 @@ import { EventEmitter } from 'eventemitter3';
 import { ErrorCode, PhaseError } from './errors.js';
 import type { ChangeSet, Logger, Secret } from './types.js';
 
+/** How often a watch (and `phasekit sidecar`, `run`) probes for changes when not told otherwise. */
+export const DEFAULT_POLL_INTERVAL_MS = 30_000;
+
 /** Options of {@link PhaseClient.watch}. */
 export interface WatchOptions {
   /**
@@ -118,7 +121,7 @@ export class SecretsWatch extends EventEmitter<WatchEvents> implements AsyncIter
     super();
     this.#source = source;
     this.#logger = logger;
-    this.#interval = options.intervalMs ?? 30_000;
+    this.#interval = options.intervalMs ?? DEFAULT_POLL_INTERVAL_MS;
     if (!Number.isFinite(this.#interval) || this.#interval < 10) {
       throw new PhaseError(ErrorCode.CONFIG, 'watch option intervalMs must be a number >= 10');
     }

@@ -1,4 +1,5 @@
 // The vocabulary and the shape of a loaded configuration: commands, defaults and the typed AgentConfig.
+import { DEFAULT_HOST, DEFAULT_POLL_INTERVAL_MS } from '@phasekit/sdk';
 import type { OutputFormat, SecretsQuery, SnapshotFormat } from '@phasekit/sdk';
 import type { ListenAddress, OnChange } from '../parse.js';
 
@@ -30,12 +31,12 @@ export type LogFormat = (typeof LOG_FORMATS)[number];
 
 /** Defaults, in milliseconds where they are durations. */
 export const DEFAULTS = Object.freeze({
-  host: 'https://console.phase.dev',
+  host: DEFAULT_HOST,
   path: '/',
   snapshotFormats: Object.freeze(['files', 'dotenv'] as const),
   exportFormat: 'dotenv',
   fileMode: 0o400,
-  intervalMs: 30_000,
+  intervalMs: DEFAULT_POLL_INTERVAL_MS,
   timeoutMs: 60_000,
   shrinkThreshold: 0.5,
   notifyDebounceMs: 1000,
