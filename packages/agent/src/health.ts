@@ -1,14 +1,10 @@
 import { addAbortListener } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Logger } from '@phasekit/sdk';
 
-/** Pino-shaped logger: an object of facts first, then the message. */
-export interface HealthLogger {
-  debug(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+/** The SDK's one Logger type (pino-shaped: facts first, then the message); kept under this name for callers. */
+export type HealthLogger = Logger;
 
 /** Whether the sidecar is ready, and if not, a short reason such as `waiting for first snapshot`. */
 export interface Readiness {

@@ -2,19 +2,15 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from '@phasekit/sdk';
 import { AgentError } from './errors.js';
 import type { NotifyMethod, NotifyResult } from './metrics.js';
 import { tryParseSignal } from './parse.js';
 
 export type { NotifyMethod, NotifyResult } from './metrics.js';
 
-/** Pino-shaped logger: an object of facts first, then the message. */
-export interface NotifyLogger {
-  debug(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+/** The SDK's one Logger type (pino-shaped: facts first, then the message); kept under this name for callers. */
+export type NotifyLogger = Logger;
 
 /** What changed in one snapshot: names only, never values. */
 export interface ChangeEvent {

@@ -409,15 +409,18 @@ describe('loadConfig: sidecar settings', () => {
     });
   });
 
-  it('requires --stale-after to exceed --interval and intervals of at least 100ms', () => {
+  it('requires --stale-after to exceed --interval, intervals of at least 10ms and timeouts of at least 100ms', () => {
     expect(
       configError(() => load('sidecar', ['--out', '/s', '--stale-after', '10s', '--interval', '10s']))
         .message,
     ).toContain('--stale-after (from the command line): expected a duration longer than --interval');
-    expect(configError(() => load('sidecar', ['--out', '/s', '--interval', '50ms'])).message).toContain(
+    expect(configError(() => load('sidecar', ['--out', '/s', '--interval', '5ms'])).message).toContain(
+      'expected a duration of at least 10ms',
+    );
+    expect(load('sidecar', ['--out', '/s', '--interval', '10ms']).intervalMs).toBe(10);
+    expect(configError(() => load('sidecar', ['--out', '/s', '--timeout', '50ms'])).message).toContain(
       'expected a duration of at least 100ms',
     );
-    expect(load('sidecar', ['--out', '/s', '--interval', '100ms']).intervalMs).toBe(100);
   });
 
   it('parses file settings', () => {

@@ -199,6 +199,7 @@ export class PhaseClient {
   readonly host: string;
   readonly #token: ParsedToken;
   readonly #transport: Transport;
+  readonly #totalTimeoutMs: number;
   readonly #logger: Logger;
   #session: Session | undefined;
   #sessionPromise: Promise<Session> | undefined;
@@ -226,12 +227,13 @@ export class PhaseClient {
     }
     this.host = url.origin;
     this.#logger = makeLogger(options.logger);
+    this.#totalTimeoutMs = positiveInteger('totalTimeoutMs', options.totalTimeoutMs, 60_000);
     this.#transport = new Transport({
       host: this.host,
       authorization: `Bearer ${this.#token.type} ${this.#token.tokenValue}`,
       userAgent: options.userAgent ?? `phasekit-sdk/${VERSION} node/${process.version}`,
       timeoutMs: positiveInteger('timeoutMs', options.timeoutMs, 10_000),
-      totalTimeoutMs: positiveInteger('totalTimeoutMs', options.totalTimeoutMs, 60_000),
+      totalTimeoutMs: this.#totalTimeoutMs,
       retries: positiveInteger('retries', options.retries, 3, 0),
       logger: this.#logger,
       dispatcher: options.dispatcher,
@@ -398,7 +400,7 @@ export class PhaseClient {
         return stamps;
       },
     };
-    return new SecretsWatch(source, options, this.#logger);
+    return new SecretsWatch(source, options, this.#logger, this.#totalTimeoutMs);
   }
 
   /** Forgets the cached session so the next call fetches the environments and their keys anew. */

@@ -25,7 +25,7 @@ export type {
   SecretsDirWatcherEvents,
   WatchSecretsDirOptions,
 } from './secrets-dir.js';
-export { DEFAULT_POLL_INTERVAL_MS, diffSecrets } from './watch.js';
+export { DEFAULT_POLL_INTERVAL_MS, MIN_POLL_INTERVAL_MS, defaultStaleAfterMs, diffSecrets } from './watch.js';
 export type { SecretsWatch } from './watch.js';
 export type { WatchEvents, WatchOptions, WatchSnapshot } from './watch.js';
 export type {

@@ -4,6 +4,16 @@ import type { ChangeSet, Logger, Secret } from './types.js';
 
 /** How often a watch (and `phasekit sidecar`, `run`) probes for changes when not told otherwise. */
 export const DEFAULT_POLL_INTERVAL_MS = 30_000;
+/** The shortest poll interval a watch (and the CLI's `--interval`) accepts; below a second is meant for tests. */
+export const MIN_POLL_INTERVAL_MS = 10;
+
+/**
+ * The one staleness rule: secrets are stale after this long without a successful poll, by default. Long enough
+ * that neither a few failed polls nor one slow poll that still succeeds within its deadline flips it.
+ */
+export function defaultStaleAfterMs(intervalMs: number, timeoutMs: number): number {
+  return Math.max(3 * intervalMs, intervalMs + timeoutMs);
+}
 
 /** Options of {@link PhaseClient.watch}. */
 export interface WatchOptions {
@@ -23,7 +33,7 @@ export interface WatchOptions {
   /**
    * After this long without a successful probe, `stale` is emitted.
    * @unit milliseconds
-   * @default 3 × intervalMs
+   * @default max(3 × intervalMs, intervalMs + the client's totalTimeoutMs)
    */
   staleAfterMs?: number;
 }
@@ -117,16 +127,20 @@ export class SecretsWatch extends EventEmitter<WatchEvents> implements AsyncIter
   #endWait: (() => void) | undefined;
   readonly #done: Promise<void>;
 
-  constructor(source: WatchSource, options: WatchOptions, logger: Logger) {
+  /** `timeoutMs`: the client's deadline of one call, which the default staleness allows for. */
+  constructor(source: WatchSource, options: WatchOptions, logger: Logger, timeoutMs = 0) {
     super();
     this.#source = source;
     this.#logger = logger;
     this.#interval = options.intervalMs ?? DEFAULT_POLL_INTERVAL_MS;
-    if (!Number.isFinite(this.#interval) || this.#interval < 10) {
-      throw new PhaseError(ErrorCode.CONFIG, 'watch option intervalMs must be a number >= 10');
+    if (!Number.isFinite(this.#interval) || this.#interval < MIN_POLL_INTERVAL_MS) {
+      throw new PhaseError(
+        ErrorCode.CONFIG,
+        `watch option intervalMs must be a number >= ${MIN_POLL_INTERVAL_MS}`,
+      );
     }
     this.#jitter = Math.min(Math.max(options.jitter ?? 0.1, 0), 0.5);
-    this.#staleAfter = options.staleAfterMs ?? 3 * this.#interval;
+    this.#staleAfter = options.staleAfterMs ?? defaultStaleAfterMs(this.#interval, timeoutMs);
     if (options.signal) {
       if (options.signal.aborted) this.#controller.abort();
       else options.signal.addEventListener('abort', () => void this.close(), { once: true });

@@ -10,7 +10,7 @@ import { loadFile } from './file.js';
 import type { YamlParser } from './file.js';
 import { Resolver, buildAuth, buildNotify, buildOutputs, buildSource, checkUrl, readEnv } from './resolve.js';
 import { readFileSync } from 'node:fs';
-import { ErrorCode, OUTPUT_FORMATS, PhaseError } from '@phasekit/sdk';
+import { ErrorCode, OUTPUT_FORMATS, PhaseError, defaultStaleAfterMs } from '@phasekit/sdk';
 import type { OutputFormat } from '@phasekit/sdk';
 import { suggest } from '../parse.js';
 
@@ -130,7 +130,7 @@ export function loadConfig(options: LoadConfigOptions<string>): AgentConfig {
         outputs,
         shrinkThreshold: resolver.get('shrinkThreshold') ?? DEFAULTS.shrinkThreshold,
         intervalMs,
-        staleAfterMs: staleAfter ?? Math.max(3 * intervalMs, intervalMs + timeoutMs),
+        staleAfterMs: staleAfter ?? defaultStaleAfterMs(intervalMs, timeoutMs),
         notify,
         healthAddr: resolver.get('healthAddr'),
         cleanup: resolver.get('cleanup') ?? false,

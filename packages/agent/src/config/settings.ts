@@ -1,5 +1,6 @@
 // Every setting described once: flag, env var, YAML key, commands, help line and parser; USAGE is generated from it.
-import { COMMANDS, DEFAULTS, LOG_FORMATS, LOG_LEVELS, MIN_INTERVAL_MS, SNAPSHOT_FORMATS } from './types.js';
+import { MIN_POLL_INTERVAL_MS } from '@phasekit/sdk';
+import { COMMANDS, DEFAULTS, LOG_FORMATS, LOG_LEVELS, MIN_DURATION_MS, SNAPSHOT_FORMATS } from './types.js';
 import type { Command, LogFormat, LogLevel, SnapshotFormat } from './types.js';
 import { settingKeys } from './problems.js';
 import { posix } from 'node:path';
@@ -335,7 +336,7 @@ export const SETTINGS: SettingTable = Object.freeze({
     placeholder: '<duration>',
     help: 'how often to poll Phase for changes',
     default: formatDuration(DEFAULTS.intervalMs),
-    parse: duration(MIN_INTERVAL_MS),
+    parse: duration(MIN_POLL_INTERVAL_MS),
   },
   timeout: {
     kind: 'value',
@@ -346,7 +347,7 @@ export const SETTINGS: SettingTable = Object.freeze({
     placeholder: '<duration>',
     help: 'deadline for fetching, retries included (all of once; each sync of sidecar and run)',
     default: formatDuration(DEFAULTS.timeoutMs),
-    parse: duration(MIN_INTERVAL_MS),
+    parse: duration(MIN_DURATION_MS),
   },
   staleAfter: {
     kind: 'value',
@@ -356,7 +357,7 @@ export const SETTINGS: SettingTable = Object.freeze({
     placeholder: '<duration>',
     help: '/readyz fails when the last successful sync is older than this; must exceed --interval',
     default: 'max(3 × interval, interval + timeout)',
-    parse: duration(MIN_INTERVAL_MS),
+    parse: duration(MIN_DURATION_MS),
   },
   allowEmpty: {
     kind: 'boolean',

@@ -45,8 +45,8 @@ export const DEFAULTS = Object.freeze({
   onChange: Object.freeze({ action: 'none' } as const),
 } as const);
 
-/** The shortest poll interval and timeout accepted. Below one second is meant for tests. */
-export const MIN_INTERVAL_MS = 100;
+/** The shortest --timeout and --stale-after accepted (the poll interval has the SDK's MIN_POLL_INTERVAL_MS). */
+export const MIN_DURATION_MS = 100;
 
 // ---------------------------------------------------------------------------------------------------------------
 // The configuration
