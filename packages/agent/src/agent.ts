@@ -278,7 +278,7 @@ export class Sidecar extends EventEmitter<SidecarEvents> {
         }
       }
     };
-    // chokidar is loaded only here: a sidecar whose token comes from the environment never pays for it (~1-2 MB).
+    // chokidar is loaded only here: a sidecar whose token comes from the environment never pays for it.
     const watching = import('chokidar').then(
       ({ watch }) => {
         if (signal.aborted) return undefined;

@@ -37,9 +37,8 @@ export interface MetricsOptions {
   runtime?: () => RuntimeStats;
   /**
    * prom-client's `collectDefaultMetrics`, to also run its default collectors (event-loop lag, GC durations,
-   * handles, ...), prefixed `phasekit_`. Off by default, and passed in rather than imported so that the agent does
-   * not load them: their event-loop monitor wakes the process every 10 ms and they cost a sidecar several MB of
-   * resident memory; {@link MetricsOptions.runtime} covers the process figures without either.
+   * handles, ...), prefixed `phasekit_`. Off by default: their event-loop monitor wakes a mostly idle process every
+   * few milliseconds (docs/benchmarks.md, item 5); {@link MetricsOptions.runtime} covers the process figures.
    * @default undefined (not run)
    */
   collectDefaultMetrics?: typeof collectDefaultMetrics;
