@@ -6,46 +6,30 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startEmulator, type Emulator } from '@phasekit/emulator';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { killAll, runCli, spawnCli, waitFor } from './helpers/cli.js';
+import { describe, expect, it } from 'vitest';
+import { runCli, spawnCli, waitFor } from './helpers/cli.js';
 import {
   APP,
-  CANARY,
   ENV,
   consistentSnapshot,
   itLeaksNothing,
   readManifest,
   setMarker,
-  startSeeded,
-  tempDir,
   tokenNeedles,
+  useSeededEmulator,
 } from './helpers/fixture.js';
 import { SnapshotReader } from './helpers/reader.js';
 import { snapshotAbove, startSidecar } from './helpers/sidecar.js';
 
 const VERSION_DIR = /^\.\.\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\.\d{9}$/;
 
-let emu: Emulator;
-let work: Awaited<ReturnType<typeof tempDir>>;
-const needles: string[] = [CANARY];
+const fixture = useSeededEmulator('hostile');
 
-beforeAll(async () => {
-  emu = await startSeeded();
-  needles.push(...tokenNeedles(emu));
-  work = await tempDir('hostile');
-});
-afterEach(async () => {
-  emu.clearFaults();
-  await killAll();
-});
-afterAll(async () => {
-  await emu.close();
-  await work.remove();
-});
-
-const token = () => emu.tokens.serviceAccount;
+const token = () => fixture.emu.tokens.serviceAccount;
 const once = (out: string, ...extra: string[]) =>
-  runCli(['once', '--host', emu.url, '--app', APP, '--env', ENV, '--out', out, ...extra], { token: token() });
+  runCli(['once', '--host', fixture.emu.url, '--app', APP, '--env', ENV, '--out', out, ...extra], {
+    token: token(),
+  });
 
 /** An emulator of one environment holding `secrets`, for the cases that need data of their own. */
 async function withSecrets<T>(
@@ -53,7 +37,7 @@ async function withSecrets<T>(
   body: (e: Emulator) => Promise<T>,
 ): Promise<T> {
   const e = await startEmulator({ seed: { apps: [{ name: 'A', environments: [{ name: 'E', secrets }] }] } });
-  needles.push(...tokenNeedles(e));
+  fixture.needles.push(...tokenNeedles(e));
   try {
     return await body(e);
   } finally {
@@ -67,12 +51,12 @@ const onceAt = (e: Emulator, out: string, ...extra: string[]) =>
 
 describe('1. transient server errors', () => {
   it.each([500, 502, 503, 504])('once survives a single %i and exits 0', async (status) => {
-    emu.clearRequests();
-    emu.fault({ route: 'tokens', status, count: 1 });
-    const r = await once(join(work.path, `transient-${status}`));
+    fixture.emu.clearRequests();
+    fixture.emu.fault({ route: 'tokens', status, count: 1 });
+    const r = await once(join(fixture.work.path, `transient-${status}`));
     expect(r.code, r.stderr).toBe(0);
     expect(
-      emu
+      fixture.emu
         .requests()
         .filter((q) => q.route === 'tokens')
         .map((q) => q.status),
@@ -82,12 +66,12 @@ describe('1. transient server errors', () => {
 
 describe('2. one writer per snapshot directory', () => {
   it('refuses a second sidecar and a second once at once with exit 8, naming the holder pid', async () => {
-    const out = join(work.path, 'two-writers');
-    const first = startSidecar(emu, out);
+    const out = join(fixture.work.path, 'two-writers');
+    const first = startSidecar(fixture.emu, out);
     await first.waitForMsg('ready');
     const started = Date.now();
     const second = await runCli(
-      ['sidecar', '--host', emu.url, '--app', APP, '--env', ENV, '--out', out, '--interval', '100ms'],
+      ['sidecar', '--host', fixture.emu.url, '--app', APP, '--env', ENV, '--out', out, '--interval', '100ms'],
       { token: token() },
     );
     expect(second.code, second.stderr).toBe(8);
@@ -100,26 +84,26 @@ describe('2. one writer per snapshot directory', () => {
   });
 
   it('keeps every read whole while the refused second writer comes and goes, and hands over within a second after kill -9', async () => {
-    const out = join(work.path, 'torn');
-    setMarker(emu, 'M0');
-    const holder = startSidecar(emu, out);
+    const out = join(fixture.work.path, 'torn');
+    setMarker(fixture.emu, 'M0');
+    const holder = startSidecar(fixture.emu, out);
     await holder.waitForMsg('ready');
     // A reader in a process of its own, as an app would be (helpers/reader.ts).
-    const reader = await SnapshotReader.start(work.path, out);
+    const reader = await SnapshotReader.start(fixture.work.path, out);
     for (let round = 1; round <= 10; round++) {
       const contender = await once(out);
       expect(contender.code, contender.stderr).toBe(8);
       const from = holder.logs.length;
-      setMarker(emu, `M${round}`);
+      setMarker(fixture.emu, `M${round}`);
       await holder.waitForLog(snapshotAbove(round), `snapshot ${round + 1}`, { from });
     }
     await holder.kill9();
     const killedAt = Date.now();
-    const next = startSidecar(emu, out);
+    const next = startSidecar(fixture.emu, out);
     await next.waitForMsg('ready');
     expect(Date.now() - killedAt).toBeLessThan(1_000 + 2_000); // the takeover itself is immediate; start-up is the rest
     const from = next.logs.length;
-    setMarker(emu, 'M99');
+    setMarker(fixture.emu, 'M99');
     await next.waitForLog(
       (l) => (l.msg === 'snapshot updated' || l.msg === 'snapshot written') && l.component === 'watcher',
       'the new writer writing',
@@ -144,7 +128,7 @@ describe('3. keys a requested format cannot hold', () => {
 
   it('refuses the set with exit 7 naming the key and the format, and writes nothing', async () => {
     await withSecrets(secrets, async (e) => {
-      const out = join(work.path, 'invalid-refused');
+      const out = join(fixture.work.path, 'invalid-refused');
       const r = await onceAt(e, out, '--format', 'files,shell');
       expect(r.code, r.stderr).toBe(7);
       expect(r.stderr).toContain('BAD-NAME');
@@ -156,7 +140,7 @@ describe('3. keys a requested format cannot hold', () => {
 
   it('with --skip-invalid-keys leaves the key out of that format, and the manifest lists it with the format', async () => {
     await withSecrets(secrets, async (e) => {
-      const out = join(work.path, 'invalid-skipped');
+      const out = join(fixture.work.path, 'invalid-skipped');
       const r = await onceAt(e, out, '--format', 'files,shell', '--skip-invalid-keys');
       expect(r.code, r.stderr).toBe(0);
       expect(await readFile(join(out, 'BAD-NAME'), 'utf8')).toBe('shell cannot name this');
@@ -191,7 +175,7 @@ describe('4. the same key at two paths', () => {
       { key: 'ONLY', value: 'x', path: '/sub' },
     ];
     await withSecrets(secrets, async (e) => {
-      const out = join(work.path, 'dup');
+      const out = join(fixture.work.path, 'dup');
       const r = await onceAt(e, out, '--recursive');
       expect(r.code, r.stderr).toBe(7);
       expect(r.stderr).toMatch(/key DUP is at two paths, \/ and \/sub/);
@@ -204,7 +188,7 @@ describe('4. the same key at two paths', () => {
 describe('5. exit codes as product.md gives them', () => {
   it('4: a ${...} reference to a key that does not exist', async () => {
     await withSecrets([{ key: 'REF', value: 'x-${MISSING}' }], async (e) => {
-      const r = await onceAt(e, join(work.path, 'missing-ref'));
+      const r = await onceAt(e, join(fixture.work.path, 'missing-ref'));
       expect(r.code, r.stderr).toBe(4);
       expect(r.stderr).toContain('MISSING');
     });
@@ -217,7 +201,7 @@ describe('5. exit codes as product.md gives them', () => {
         { key: 'B', value: '${A}' },
       ],
       async (e) => {
-        const r = await onceAt(e, join(work.path, 'cycle'));
+        const r = await onceAt(e, join(fixture.work.path, 'cycle'));
         expect(r.code, r.stderr).toBe(6);
         expect(r.stderr).toContain('cycle');
       },
@@ -225,7 +209,7 @@ describe('5. exit codes as product.md gives them', () => {
   });
 
   it('2: --out naming a file, with a message that says so', async () => {
-    const file = join(work.path, 'a-file');
+    const file = join(fixture.work.path, 'a-file');
     await writeFile(file, 'not a directory');
     const r = await once(file);
     expect(r.code, r.stderr).toBe(2);
@@ -234,7 +218,7 @@ describe('5. exit codes as product.md gives them', () => {
   });
 
   it('8: a read-only output', async () => {
-    const out = join(work.path, 'read-only');
+    const out = join(fixture.work.path, 'read-only');
     await mkdir(out);
     const unmount = readOnly(out);
     try {
@@ -247,7 +231,7 @@ describe('5. exit codes as product.md gives them', () => {
   });
 
   it('8: a full output', async () => {
-    const out = join(work.path, 'full');
+    const out = join(fixture.work.path, 'full');
     await mkdir(out);
     if (!isRoot()) {
       // A full file system needs a small tmpfs, which only root can mount: the read-only case covers the rest.
@@ -270,8 +254,8 @@ describe('5. exit codes as product.md gives them', () => {
 
 describe('6. version directories left by a killed writer', () => {
   it('are removed at the next start, even when Phase is down then; nothing else is touched', async () => {
-    const out = join(work.path, 'leftovers');
-    const first = startSidecar(emu, out);
+    const out = join(fixture.work.path, 'leftovers');
+    const first = startSidecar(fixture.emu, out);
     await first.waitForMsg('ready');
     await first.kill9();
     // What a writer killed mid-write leaves: version directories no `..data` points to.
@@ -283,7 +267,7 @@ describe('6. version directories left by a killed writer', () => {
     await mkdir(join(out, '..not-a-version'));
     await writeFile(join(out, 'users-file'), 'mine');
     // Phase is down for the restart: the takeover must not wait for a first fetch.
-    emu.fault({ route: 'any', status: 503 });
+    fixture.emu.fault({ route: 'any', status: 503 });
     const r = await once(out, '--timeout', '1s');
     expect(r.code, r.stderr).toBe(5);
     const after = await readdir(out);
@@ -296,13 +280,13 @@ describe('6. version directories left by a killed writer', () => {
 describe('7. warnings at the default log level', () => {
   it('carry no stack trace; --log-level debug has them', async () => {
     // A token file that cannot be watched is a warning with an error attached.
-    const out = join(work.path, 'warn');
-    const tokenFile = join(work.path, 'token');
+    const out = join(fixture.work.path, 'warn');
+    const tokenFile = join(fixture.work.path, 'token');
     await writeFile(tokenFile, token());
     const args = [
       'sidecar',
       '--host',
-      emu.url,
+      fixture.emu.url,
       '--app',
       APP,
       '--env',
@@ -319,7 +303,7 @@ describe('7. warnings at the default log level', () => {
       },
     );
     await failing.waitForMsg('ready');
-    setMarker(emu, 'W1');
+    setMarker(fixture.emu, 'W1');
     await waitFor(() => failing.logs.some((l) => l.level === 'warn' || l.level === 'error'), 'a warning');
     await failing.stop();
     const warnings = failing.logs.filter((l) => l.level === 'warn' || l.level === 'error');
@@ -342,4 +326,4 @@ function isRoot(): boolean {
   return process.getuid?.() === 0;
 }
 
-itLeaksNothing(() => needles);
+itLeaksNothing(() => fixture.needles);

@@ -1,41 +1,19 @@
 // Process-level acceptance test (issue 3): `kill -9` of the sidecar at random moments while changes are being
 // applied always leaves a complete, consistent snapshot, and the next sidecar takes the same directory over with
 // the version numbering continuing.
-import type { Emulator } from '@phasekit/emulator';
 import { watch } from 'node:fs';
 import { readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { killAll, type CliProcess, type LogLine } from './helpers/cli.js';
-import {
-  CANARY,
-  consistentSnapshot,
-  itLeaksNothing,
-  setMarker,
-  startSeeded,
-  tempDir,
-  tokenNeedles,
-} from './helpers/fixture.js';
+import { expect, it } from 'vitest';
+import { type CliProcess, type LogLine } from './helpers/cli.js';
+import { consistentSnapshot, itLeaksNothing, setMarker, useSeededEmulator } from './helpers/fixture.js';
 import { snapshotAbove, startSidecar } from './helpers/sidecar.js';
 
 const ROUNDS = 10;
 const VERSION_DIR = /^\.\.\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\.\d{9}$/;
 
-let emu: Emulator;
-let work: { path: string; remove: () => Promise<void> };
-const needles: string[] = [CANARY];
-
-beforeAll(async () => {
-  emu = await startSeeded();
-  needles.push(...tokenNeedles(emu));
-  work = await tempDir('kill');
-});
-afterEach(() => killAll());
-afterAll(async () => {
-  await emu.close();
-  await work.remove();
-});
+const fixture = useSeededEmulator('kill');
 
 /** The watcher's first verdict on the snapshot it found: written, updated or up to date, with its version. */
 const firstVerdict = (line: LogLine) =>
@@ -79,13 +57,13 @@ it(
   `kill -9 at ${ROUNDS} random moments during changes leaves a consistent snapshot that the next start takes over`,
   { timeout: 60_000 },
   async () => {
-    const out = join(work.path, 'out');
+    const out = join(fixture.work.path, 'out');
     let marker = 0;
     let churning = true;
     // Changes keep coming faster than the sidecar polls, so most kills land while one is being applied.
     const churn = (async () => {
       while (churning) {
-        setMarker(emu, `M${++marker}`);
+        setMarker(fixture.emu, `M${++marker}`);
         await sleep(30 + Math.random() * 60);
       }
     })();
@@ -94,7 +72,7 @@ it(
     let kills = 0;
     try {
       for (let round = 1; round <= ROUNDS; round++) {
-        const sidecar: CliProcess = startSidecar(emu, out);
+        const sidecar: CliProcess = startSidecar(fixture.emu, out);
         const verdict = await sidecar.waitForLog(firstVerdict, `round ${round}: the first snapshot`);
         // Takeover: the same directory, the numbering continues from what is on disk.
         if (verdict.msg === 'snapshot up to date')
@@ -127,10 +105,10 @@ it(
     expect(kills).toBeGreaterThanOrEqual(8);
 
     // A last start takes over, applies the newest values, and on a clean stop leaves one version and no leftovers.
-    const last = startSidecar(emu, out);
+    const last = startSidecar(fixture.emu, out);
     const verdict = await last.waitForLog(firstVerdict, 'the final takeover');
     expect(verdict.version).toBe(verdict.msg === 'snapshot up to date' ? diskVersion : diskVersion + 1);
-    setMarker(emu, `M${++marker}`);
+    setMarker(fixture.emu, `M${++marker}`);
     await last.waitForLog(snapshotAbove(verdict.version as number), 'the newest values after the takeover');
     expect((await consistentSnapshot(out)).marker).toBe(`M${marker}`);
     expect((await last.stop()).code).toBe(0);
@@ -145,4 +123,4 @@ it(
   },
 );
 
-itLeaksNothing(() => needles);
+itLeaksNothing(() => fixture.needles);

@@ -1,19 +1,9 @@
 // Process-level tests of the sidecar's memory settings (docs/benchmarks.md, item 5): the image's ENTRYPOINT gives
 // node the V8 flags for a long-running process; the program sets none itself.
 import { join } from 'node:path';
-import type { Emulator } from '@phasekit/emulator';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { imageNodeFlags, killAll, recordText, spawnCli, type CliProcess } from './helpers/cli.js';
-import {
-  APP,
-  CANARY,
-  ENV,
-  itLeaksNothing,
-  setMarker,
-  startSeeded,
-  tempDir,
-  tokenNeedles,
-} from './helpers/fixture.js';
+import { expect, it } from 'vitest';
+import { imageNodeFlags, recordText, spawnCli, type CliProcess } from './helpers/cli.js';
+import { APP, ENV, itLeaksNothing, setMarker, useSeededEmulator } from './helpers/fixture.js';
 import { snapshotAbove } from './helpers/sidecar.js';
 
 const MiB = 1024 * 1024;
@@ -23,29 +13,16 @@ const BULK = Array.from({ length: 600 }, (_, i) => ({
   value: `bulk-value-${i}-${'x'.repeat(120)}`,
 }));
 
-let emu: Emulator;
-let work: { path: string; remove: () => Promise<void> };
-const needles: string[] = [CANARY];
-
-beforeAll(async () => {
-  emu = await startSeeded(BULK);
-  needles.push(...tokenNeedles(emu));
-  work = await tempDir('memory');
-});
-afterEach(() => killAll());
-afterAll(async () => {
-  await emu.close();
-  await work.remove();
-});
+const fixture = useSeededEmulator('memory', BULK);
 
 function sidecar(name: string, nodeArgs: readonly string[]): CliProcess {
   return spawnCli(
     [
       'sidecar',
-      ...['--host', emu.url, '--app', APP, '--env', ENV, '--out', join(work.path, name)],
+      ...['--host', fixture.emu.url, '--app', APP, '--env', ENV, '--out', join(fixture.work.path, name)],
       ...['--interval', '100ms', '--health-addr', '127.0.0.1:0'],
     ],
-    { token: emu.tokens.serviceAccount, nodeArgs },
+    { token: fixture.emu.tokens.serviceAccount, nodeArgs },
   );
 }
 
@@ -59,7 +36,7 @@ async function newSpaceAfterChanges(process: CliProcess, tag: string, rounds = 4
   let largest = 0;
   for (let round = 1; round <= rounds; round++) {
     const from = process.logs.length;
-    setMarker(emu, `${tag}${round}`);
+    setMarker(fixture.emu, `${tag}${round}`);
     await process.waitForLog(snapshotAbove(round), `snapshot ${round + 1}`, { from, timeoutMs: 10_000 });
     const metrics = await (await fetch(`${base}/metrics`)).text();
     recordText('/metrics', metrics);
@@ -84,4 +61,4 @@ it('sets no V8 flags itself: without them, the young generation grows under the 
   expect((await process.stop()).code).toBe(0);
 });
 
-itLeaksNothing(() => needles);
+itLeaksNothing(() => fixture.needles);

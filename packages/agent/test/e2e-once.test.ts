@@ -6,10 +6,10 @@ import { lstat, readdir, readFile, readlink, stat, writeFile } from 'node:fs/pro
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
-import { startEmulator, type Emulator } from '@phasekit/emulator';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startEmulator } from '@phasekit/emulator';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { REPO_ROOT, killAll, runCli } from './helpers/cli.js';
+import { REPO_ROOT, runCli } from './helpers/cli.js';
 import {
   APP,
   CANARY,
@@ -18,10 +18,8 @@ import {
   fingerprint,
   itLeaksNothing,
   keyName,
-  startSeeded,
-  tempDir,
-  tokenNeedles,
   type Manifest,
+  useSeededEmulator,
 } from './helpers/fixture.js';
 
 const run = promisify(execFile);
@@ -32,30 +30,14 @@ const dotenv = createRequire(join(REPO_ROOT, 'packages/sdk/package.json'))('dote
 const VERSION_DIR = /^\.\.\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\.\d{9}$/;
 const ALL_KEYS = ['CANARY_SECRET', ...Array.from({ length: 10 }, (_, i) => keyName(i)), 'TRICKY'].sort();
 
-let emu: Emulator;
-let work: { path: string; remove: () => Promise<void> };
-const needles: string[] = [CANARY];
+const fixture = useSeededEmulator('once');
 
-beforeAll(async () => {
-  emu = await startSeeded();
-  needles.push(...tokenNeedles(emu));
-  work = await tempDir('once');
-});
-afterEach(async () => {
-  emu.clearFaults();
-  await killAll();
-});
-afterAll(async () => {
-  await emu.close();
-  await work.remove();
-});
-
-const source = () => ['--host', emu.url, '--app', APP];
-const token = () => emu.tokens.serviceAccount;
+const source = () => ['--host', fixture.emu.url, '--app', APP];
+const token = () => fixture.emu.tokens.serviceAccount;
 
 describe('phasekit once', () => {
   it('writes the kubelet-style layout: ..data, per-key links, .env and a names-only manifest, mode 0400', async () => {
-    const out = join(work.path, 'layout');
+    const out = join(fixture.work.path, 'layout');
     const result = await runCli(['once', ...source(), '--env', ENV, '--out', out], { token: token() });
     expect(result.code, result.stderr).toBe(0);
     expect(result.logs.some((l) => l.msg === 'snapshot written')).toBe(true);
@@ -102,13 +84,13 @@ describe('phasekit once', () => {
   });
 
   it('reads a --config YAML file with several outputs (the bundled CLI loads its YAML parser on demand)', async () => {
-    const file = join(work.path, 'phasekit.yaml');
-    const first = join(work.path, 'config-a');
-    const second = join(work.path, 'config-b');
+    const file = join(fixture.work.path, 'phasekit.yaml');
+    const first = join(fixture.work.path, 'config-a');
+    const second = join(fixture.work.path, 'config-b');
     await writeFile(
       file,
       [
-        `host: ${emu.url}`,
+        `host: ${fixture.emu.url}`,
         `app: ${APP}`,
         `env: ${ENV}`,
         'outputs:',
@@ -128,7 +110,7 @@ describe('phasekit once', () => {
   });
 
   it('honours --file-mode 0440, --uid and --gid, and extra formats', async () => {
-    const out = join(work.path, 'modes');
+    const out = join(fixture.work.path, 'modes');
     const result = await runCli(
       [
         'once',
@@ -167,7 +149,7 @@ describe('phasekit once', () => {
     let out: string;
     let good: string;
     beforeAll(async () => {
-      out = join(work.path, 'keep');
+      out = join(fixture.work.path, 'keep');
       const result = await runCli(['once', ...source(), '--env', ENV, '--out', out], { token: token() });
       expect(result.code, result.stderr).toBe(0);
       good = await fingerprint(out);
@@ -205,9 +187,9 @@ describe('phasekit once', () => {
     });
 
     it('3: a revoked token', async () => {
-      emu.revokeToken('service');
+      fixture.emu.revokeToken('service');
       const r = await runCli(['once', ...source(), '--env', ENV, '--out', out], {
-        token: emu.tokens.service,
+        token: fixture.emu.tokens.service,
       });
       expect(r.code, r.stderr).toBe(3);
     });
@@ -232,18 +214,18 @@ describe('phasekit once', () => {
     });
 
     it('5: a 503 storm, within --timeout', async () => {
-      emu.fault({ route: 'any', status: 503 });
+      fixture.emu.fault({ route: 'any', status: 503 });
       const started = Date.now();
       const r = await runCli(['once', ...source(), '--env', ENV, '--out', out, '--timeout', '2s'], {
         token: token(),
       });
       expect(r.code, r.stderr).toBe(5);
       expect(Date.now() - started).toBeLessThan(8_000);
-      expect(emu.requests().filter((q) => q.status === 503).length).toBeGreaterThan(1); // it did retry
+      expect(fixture.emu.requests().filter((q) => q.status === 503).length).toBeGreaterThan(1); // it did retry
     });
 
     it('6: a tampered ciphertext', async () => {
-      const state = emu.snapshot();
+      const state = fixture.emu.snapshot();
       const production = state.environments.find((e) => e.name === ENV);
       const row = state.secrets.find((s) => s.environment_id === production?.id && s.deleted_at === null);
       if (!row) throw new Error('no secret row to tamper with');
@@ -280,18 +262,19 @@ describe('phasekit once', () => {
   });
 
   it('7: a shrink in Phase itself is refused and keeps the old snapshot; --allow-empty accepts an empty set', async () => {
-    emu.addEnvironment(APP, 'Shrink');
-    for (let i = 0; i < 10; i++) emu.setSecret({ app: APP, env: 'Shrink', key: keyName(i), value: `s${i}` });
-    const out = join(work.path, 'shrink');
+    fixture.emu.addEnvironment(APP, 'Shrink');
+    for (let i = 0; i < 10; i++)
+      fixture.emu.setSecret({ app: APP, env: 'Shrink', key: keyName(i), value: `s${i}` });
+    const out = join(fixture.work.path, 'shrink');
     const args = ['once', ...source(), '--env', 'Shrink', '--out', out];
     expect((await runCli(args, { token: token() })).code).toBe(0);
     const before = await fingerprint(out);
-    for (let i = 0; i < 8; i++) emu.deleteSecret({ app: APP, env: 'Shrink', key: keyName(i) });
+    for (let i = 0; i < 8; i++) fixture.emu.deleteSecret({ app: APP, env: 'Shrink', key: keyName(i) });
     const r = await runCli(args, { token: token() });
     expect(r.code, r.stderr).toBe(7);
     expect(await fingerprint(out)).toBe(before);
 
-    const empty = join(work.path, 'empty');
+    const empty = join(fixture.work.path, 'empty');
     const allowed = await runCli(['once', ...source(), '--env', 'Staging', '--out', empty, '--allow-empty'], {
       token: token(),
     });
@@ -329,7 +312,7 @@ describe('phasekit export', () => {
   it('--format shell is sourced by sh to the exact tricky value', async () => {
     const r = await exportAs('shell');
     expect(r.code, r.stderr).toBe(0);
-    const file = join(work.path, 'secrets.sh');
+    const file = join(fixture.work.path, 'secrets.sh');
     await writeFile(file, r.stdout);
     const { stdout } = await run('sh', ['-c', `. "$1" && printf '%s' "$TRICKY"`, 'sh', file], {
       env: { PATH: process.env['PATH'] },
@@ -362,4 +345,4 @@ describe('phasekit export', () => {
   });
 });
 
-itLeaksNothing(() => needles);
+itLeaksNothing(() => fixture.needles);

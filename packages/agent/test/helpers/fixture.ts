@@ -4,8 +4,8 @@ import { lstat, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEmulator, type Emulator } from '@phasekit/emulator';
-import { it, expect } from 'vitest';
-import { allTranscripts, assertNoLeaks } from './cli.js';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { allTranscripts, assertNoLeaks, killAll } from './cli.js';
 
 /** A value that must never show up in a log, an error, /metrics or a notification. */
 export const CANARY = 'CANARY-9c1d-5e7f-a4b2-leak-me-not';
@@ -153,4 +153,49 @@ export function itLeaksNothing(needles: () => string[]): void {
     expect(list.length).toBeGreaterThan(1);
     assertNoLeaks(list);
   });
+}
+
+/** A seeded emulator, a temporary directory and the leak needles, shared by the tests of one file. */
+export interface SeededFixture {
+  readonly emu: Emulator;
+  readonly work: { path: string; remove: () => Promise<void> };
+  /** What must never be printed: the canary and the token's parts (add more as a file starts other emulators). */
+  readonly needles: string[];
+}
+
+/**
+ * The set-up every process-level test file repeats: before the file, a seeded emulator (see startSeeded) and a
+ * temporary directory; after each test, every process killed and every fault cleared; after the file, both removed.
+ */
+export function useSeededEmulator(
+  prefix: string,
+  extra: { key: string; value: string }[] = [],
+): SeededFixture {
+  let emu: Emulator | undefined;
+  let work: SeededFixture['work'] | undefined;
+  const needles = [CANARY];
+  beforeAll(async () => {
+    emu = await startSeeded(extra);
+    needles.push(...tokenNeedles(emu));
+    work = await tempDir(prefix);
+  });
+  afterEach(async () => {
+    emu?.clearFaults();
+    await killAll();
+  });
+  afterAll(async () => {
+    await emu?.close();
+    await work?.remove();
+  });
+  return {
+    get emu() {
+      if (emu === undefined) throw new Error('the emulator starts in beforeAll');
+      return emu;
+    },
+    get work() {
+      if (work === undefined) throw new Error('the work directory is made in beforeAll');
+      return work;
+    },
+    needles,
+  };
 }
