@@ -1,0 +1,311 @@
+// A real Kubernetes control plane for tests (issue 11): etcd, kube-apiserver (RBAC, generated certificates) and
+// kube-controller-manager on free loopback ports, from the binaries testbin/build.sh makes. Recipe, flags and
+// pitfalls: ../shared/docs/k8s-control-plane-verified.md.
+//
+//   node packages/agent/test/k8s/control-plane.mjs up     builds when needed, starts, prints the kubeconfig path last
+//   node packages/agent/test/k8s/control-plane.mjs down   stops what `up` started (by pid) and removes its directory
+//
+// In code: `const plane = await startControlPlane(); ...; await plane.stop();`
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { homedir, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { request } from 'node:https';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const VERSION = 'v1.34.4';
+/** Where `up` records the running plane for `down`. */
+const STATE = join(homedir(), '.cache', 'phasekit', 'k8s-plane.json');
+
+/** The binaries, built by testbin/build.sh into a cache keyed by version when missing. */
+export async function ensureBinaries() {
+  const dir = process.env.PHASEKIT_K8S_BIN ?? join(homedir(), '.cache', 'phasekit', 'k8s-testbin', VERSION);
+  const names = ['etcd', 'kube-apiserver', 'kube-controller-manager'];
+  if (!names.every((n) => existsSync(join(dir, n)))) {
+    try {
+      execFileSync('go', ['version'], { stdio: 'ignore' });
+    } catch {
+      throw new Error(
+        'Go is needed to build the Kubernetes test binaries (kube-apiserver, etcd), and `go` is not on the PATH',
+      );
+    }
+    await promisify(execFile)(join(HERE, 'testbin', 'build.sh'), [dir], {
+      maxBuffer: 64 * 1024 * 1024,
+      timeout: 30 * 60_000,
+    });
+  }
+  return Object.fromEntries(names.map((n) => [n, join(dir, n)]));
+}
+
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const openssl = (args, cwd) => execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+
+/** CA, serving certificate, admin client certificate and the service-account key pair, with openssl. */
+function makeCertificates(dir) {
+  openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'ca.key'], dir);
+  openssl(
+    [
+      'req',
+      '-x509',
+      '-new',
+      '-key',
+      'ca.key',
+      '-days',
+      '30',
+      '-subj',
+      '/CN=phasekit-test-ca',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign,digitalSignature',
+      '-out',
+      'ca.crt',
+    ],
+    dir,
+  );
+  const issue = (name, subject, ext) => {
+    openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${name}.key`], dir);
+    openssl(['req', '-new', '-key', `${name}.key`, '-subj', subject, '-out', `${name}.csr`], dir);
+    writeFileSync(join(dir, `${name}.ext`), ext);
+    openssl(
+      [
+        'x509',
+        '-req',
+        '-in',
+        `${name}.csr`,
+        '-CA',
+        'ca.crt',
+        '-CAkey',
+        'ca.key',
+        '-CAcreateserial',
+        '-days',
+        '30',
+        '-extfile',
+        `${name}.ext`,
+        '-out',
+        `${name}.crt`,
+      ],
+      dir,
+    );
+  };
+  issue(
+    'server',
+    '/CN=localhost',
+    'subjectAltName=DNS:localhost,IP:127.0.0.1,DNS:kubernetes.default.svc,IP:10.0.0.1\nextendedKeyUsage=serverAuth\n',
+  );
+  issue('admin', '/O=system:masters/CN=admin', 'extendedKeyUsage=clientAuth\n');
+  openssl(['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', 'sa.key'], dir);
+  openssl(['pkey', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], dir);
+}
+
+function kubeconfig(dir, server) {
+  const b64 = (f) => readFileSync(join(dir, f)).toString('base64');
+  return `apiVersion: v1
+kind: Config
+clusters:
+- name: kcp
+  cluster:
+    server: ${server}
+    certificate-authority-data: ${b64('ca.crt')}
+users:
+- name: admin
+  user:
+    client-certificate-data: ${b64('admin.crt')}
+    client-key-data: ${b64('admin.key')}
+contexts:
+- name: kcp
+  context: { cluster: kcp, user: admin }
+current-context: kcp
+`;
+}
+
+/** GET `url` with the admin certificate; resolves the status code and body, or rejects. */
+function adminGet(dir, url) {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        ca: readFileSync(join(dir, 'ca.crt')),
+        cert: readFileSync(join(dir, 'admin.crt')),
+        key: readFileSync(join(dir, 'admin.key')),
+        timeout: 2_000,
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode, body }));
+      },
+    );
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.end();
+  });
+}
+
+async function waitUntil(check, what, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * Starts etcd, kube-apiserver and kube-controller-manager; resolves `{ kubeconfig, server, dir, pids, stop() }` once
+ * `/readyz` answers `ok` and the controller manager is healthy.
+ */
+export async function startControlPlane({ readyTimeoutMs = 90_000, detached = false } = {}) {
+  const bin = await ensureBinaries();
+  const dir = mkdtempSync(join(tmpdir(), 'phasekit-kcp-'));
+  chmodSync(dir, 0o700);
+  makeCertificates(dir);
+  const [etcdClient, etcdPeer, apiPort, kcmPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
+  mkdirSync(join(dir, 'etcd'), { mode: 0o700 });
+  // etcd reads every ETCD_* variable as a flag: start it without any.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ETCD_')));
+  const procs = [];
+  // Detached (its own process group) when the plane must outlive the command that started it (`up`).
+  const start = (file, args) => {
+    const child = spawn(file, args, { env, stdio: 'ignore', detached });
+    if (detached) child.unref();
+    procs.push(child);
+    return child;
+  };
+  start(bin.etcd, [
+    '--name=kcp',
+    `--data-dir=${join(dir, 'etcd')}`,
+    `--listen-client-urls=http://127.0.0.1:${etcdClient}`,
+    `--advertise-client-urls=http://127.0.0.1:${etcdClient}`,
+    `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
+    `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
+    `--initial-cluster=kcp=http://127.0.0.1:${etcdPeer}`,
+    '--unsafe-no-fsync=true',
+    '--logger=zap',
+    '--log-level=warn',
+  ]);
+  await waitUntil(
+    async () => (await (await fetch(`http://127.0.0.1:${etcdClient}/health`)).json()).health === 'true',
+    'etcd',
+    readyTimeoutMs,
+  );
+  start(bin['kube-apiserver'], [
+    `--etcd-servers=http://127.0.0.1:${etcdClient}`,
+    '--bind-address=127.0.0.1',
+    '--advertise-address=127.0.0.1',
+    `--secure-port=${apiPort}`,
+    `--cert-dir=${dir}`,
+    `--tls-cert-file=${join(dir, 'server.crt')}`,
+    `--tls-private-key-file=${join(dir, 'server.key')}`,
+    `--client-ca-file=${join(dir, 'ca.crt')}`,
+    `--service-account-issuer=https://127.0.0.1:${apiPort}`,
+    `--service-account-key-file=${join(dir, 'sa.pub')}`,
+    `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
+    '--service-cluster-ip-range=10.0.0.0/24',
+    '--allow-privileged=true',
+    '--authorization-mode=RBAC',
+    '--disable-admission-plugins=ServiceAccount',
+    '--profiling=false',
+    '--v=1',
+  ]);
+  const server = `https://127.0.0.1:${apiPort}`;
+  await waitUntil(
+    async () => (await adminGet(dir, `${server}/readyz`)).body === 'ok',
+    'kube-apiserver /readyz',
+    readyTimeoutMs,
+  );
+  const config = join(dir, 'kubeconfig');
+  writeFileSync(config, kubeconfig(dir, server), { mode: 0o600 });
+  start(bin['kube-controller-manager'], [
+    `--kubeconfig=${config}`,
+    '--bind-address=127.0.0.1',
+    `--secure-port=${kcmPort}`,
+    '--leader-elect=false',
+    '--controllers=*',
+    '--use-service-account-credentials=false',
+    '--v=1',
+  ]);
+  await waitUntil(
+    async () =>
+      (await adminGet(dir, `${server}/api/v1/namespaces/default/serviceaccounts/default`)).status === 200,
+    'kube-controller-manager (the default ServiceAccount)',
+    readyTimeoutMs,
+  );
+  const pids = procs.map((p) => p.pid);
+  const stop = () => stopPids(pids, dir);
+  return { kubeconfig: config, server, dir, pids, stop };
+}
+
+/** SIGTERM to each pid (the controller manager and apiserver before etcd), SIGKILL after 20 s; then removes `dir`. */
+async function stopPids(pids, dir) {
+  for (const pid of [...pids].reverse()) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      continue; // already gone
+    }
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      try {
+        process.kill(pid, 0);
+      } catch {
+        break;
+      }
+      if (Date.now() > deadline) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone meanwhile
+        }
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const command = process.argv[2];
+  if (command === 'up') {
+    const plane = await startControlPlane({ detached: true });
+    mkdirSync(dirname(STATE), { recursive: true });
+    writeFileSync(STATE, JSON.stringify({ pids: plane.pids, dir: plane.dir, kubeconfig: plane.kubeconfig }));
+    process.stdout.write(`${plane.kubeconfig}\n`);
+    // The plane outlives this command: `down` stops it.
+    process.exit(0);
+  } else if (command === 'down') {
+    if (!existsSync(STATE)) {
+      process.stderr.write('no control plane was started by `up`\n');
+      process.exit(0);
+    }
+    const { pids, dir } = JSON.parse(readFileSync(STATE, 'utf8'));
+    await stopPids(pids, dir);
+    rmSync(STATE, { force: true });
+  } else {
+    process.stderr.write('usage: control-plane.mjs up|down\n');
+    process.exit(2);
+  }
+}
