@@ -3,7 +3,7 @@ import { PhaseClient, type PhaseClientOptions } from '@phasekit/sdk';
 import { type AgentConfig, type ExportConfig, type OnceConfig } from './config/index.js';
 import { AgentError, AgentErrorCode } from './errors.js';
 import { lockOutputs } from './snapshot/lock.js';
-import { render } from './snapshot/writer.js';
+import { render, whyRefused } from './snapshot/writer.js';
 import { applySecrets, guardReason, prepareOutputs, toEntries, writerFor } from './sync.js';
 
 /** A client for a loaded configuration. */
@@ -77,7 +77,7 @@ export async function runExport(
       const list = refused.map((r) => JSON.stringify(r.key)).join(', ');
       throw new AgentError(
         AgentErrorCode.GUARD_REFUSED,
-        `the ${config.format} format cannot hold ${refused.length === 1 ? 'key' : 'keys'} ${list}: ${refused[0]!.reason.replace(/; left out of the \w+ format$/, '')} (use --skip-invalid-keys to leave such keys out)`,
+        `the ${config.format} format cannot hold ${refused.length === 1 ? 'key' : 'keys'} ${list}: ${whyRefused(refused[0]!)} (use --skip-invalid-keys to leave such keys out)`,
       );
     }
     const log = deps.logger.child({ component: 'export' });

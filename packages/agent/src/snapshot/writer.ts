@@ -318,7 +318,7 @@ export class SnapshotWriter {
       const list = refusedKeys.map((r) => `${JSON.stringify(r.key)} (${r.format})`).join(', ');
       throw new AgentError(
         AgentErrorCode.GUARD_REFUSED,
-        `${refusedKeys.length === 1 ? 'a key' : `${refusedKeys.length} keys`} cannot be written in a requested format: ${list}; ${refusedKeys[0]!.reason.replace(/; left out of the \w+ format$/, '')}. Nothing was written (use --skip-invalid-keys to leave such keys out)`,
+        `${refusedKeys.length === 1 ? 'a key' : `${refusedKeys.length} keys`} cannot be written in a requested format: ${list}; ${whyRefused(refusedKeys[0]!)}. Nothing was written (use --skip-invalid-keys to leave such keys out)`,
       );
     }
     const manifest: SnapshotManifest = {
@@ -633,6 +633,12 @@ function refuse(sorted: readonly SecretEntry[]): RefusedKey[] {
       refused.push({ key, format: 'files', reason: `${reason}; left out of the files format` });
   }
   return refused;
+}
+
+/** Why a key was refused, without the "; left out of the FORMAT format" that the reason adds for the log. */
+export function whyRefused(refused: RefusedKey): string {
+  const suffix = `; left out of the ${refused.format} format`;
+  return refused.reason.endsWith(suffix) ? refused.reason.slice(0, -suffix.length) : refused.reason;
 }
 
 /**
