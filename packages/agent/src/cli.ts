@@ -1,7 +1,7 @@
 // The `phasekit` command. This is the only module that touches `process`: argv, env, signals, stdout and
 // the exit code. Everything it runs lives in modules that take those as arguments.
 import { readFileSync } from 'node:fs';
-import type { Logger } from 'pino';
+import type { Logger } from './logger.js';
 import type { RuntimeStats } from './metrics.js';
 import { isPhaseError, type PhaseClientOptions } from '@phasekit/sdk';
 import {

@@ -1,4 +1,4 @@
-import type { Logger } from 'pino';
+import type { Logger } from './logger.js';
 import { PhaseClient, type PhaseClientOptions } from '@phasekit/sdk';
 import { type AgentConfig, type ExportConfig, type OnceConfig } from './config/index.js';
 import { AgentError, AgentErrorCode } from './errors.js';

@@ -23,7 +23,7 @@ export type {
 export { startHealthServer } from './health.js';
 export type { HealthServer, HealthServerOptions, Readiness } from './health.js';
 export { createLogger } from './logger.js';
-export type { CreateLoggerOptions } from './logger.js';
+export type { CreateLoggerOptions, Logger } from './logger.js';
 export { createMetrics } from './metrics.js';
 export type { Metrics, MetricsOptions, RuntimeStats } from './metrics.js';
 export { createNotifier } from './notify.js';

@@ -1,10 +1,18 @@
 // The agent's voice: pino, one JSON object per line on stderr (stdout belongs to `phasekit export`), one child
 // logger per component. The first defence is never logging a value; the redact paths below are a backstop.
 import { pino } from 'pino';
-import type { DestinationStream, Logger } from 'pino';
+import type { DestinationStream, Logger as PinoLogger } from 'pino';
+import type { Logger as SdkLogger } from '@phasekit/sdk';
 import type { LogFormat, LogLevel } from './config/index.js';
 
-export type { Logger } from 'pino';
+/**
+ * The agent's logger: the SDK's {@link SdkLogger} plus `child`, which is all the agent's modules use, so that only
+ * this file knows the logger is pino.
+ */
+export interface Logger extends SdkLogger {
+  /** A logger whose lines carry `bindings` as well (one per component, output or process). */
+  child(bindings: Record<string, unknown>): Logger;
+}
 
 /** Field paths replaced by `[redacted]` whatever a caller logs (a backstop, not a licence to log them). */
 export const REDACT_PATHS: readonly string[] = Object.freeze([
@@ -42,7 +50,7 @@ export interface CreateLoggerOptions {
  * const watcherLog = log.child({ component: 'watcher' });
  * watcherLog.info({ added: ['DATABASE_URL'], version: 3 }, 'secrets changed');
  */
-export function createLogger(options: CreateLoggerOptions = {}): Logger {
+export function createLogger(options: CreateLoggerOptions = {}): PinoLogger {
   const destination = options.destination ?? pino.destination({ dest: 2, sync: true });
   const level = options.level ?? 'info';
   // Stack traces are for whoever debugs phasekit itself: at the default level a warning is one readable line.

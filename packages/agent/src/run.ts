@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { EnvSource } from '@phasekit/sdk';
 import { once } from 'node:events';
 import { constants as osConstants } from 'node:os';
-import type { Logger } from 'pino';
+import type { Logger } from './logger.js';
 import type { PhaseClientOptions, Secret, WatchSnapshot } from '@phasekit/sdk';
 import { type RunConfig } from './config/index.js';
 import { AgentError, AgentErrorCode } from './errors.js';
@@ -27,7 +28,7 @@ export type SignalSource = (handler: (signal: NodeJS.Signals) => void) => () => 
 export interface RunDeps {
   readonly logger: Logger;
   /** The environment the child inherits (the agent's own); secrets are added on top and win. */
-  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly env: EnvSource;
   readonly signals: SignalSource;
   readonly clientOptions?: Partial<PhaseClientOptions>;
   /**

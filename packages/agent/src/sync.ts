@@ -1,7 +1,7 @@
 import { isPhaseError, type PhaseClient, type Secret, type SecretEntry } from '@phasekit/sdk';
 import { type OutputConfig } from './config/index.js';
 import { AgentError, AgentErrorCode } from './errors.js';
-import type { Logger } from 'pino';
+import type { Logger } from './logger.js';
 import { createSnapshotWriter, type SnapshotWriter, type WriteResult } from './snapshot/writer.js';
 
 /** The guard against wiping an app's configuration by accident (product.md, failure rules). */
