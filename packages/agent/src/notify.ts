@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import type { EnvSource } from '@phasekit/sdk';
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -53,7 +54,7 @@ export interface NotifierOptions {
    * `PHASEKIT_VERSION`, `PHASEKIT_ADDED`, `PHASEKIT_REMOVED` and `PHASEKIT_CHANGED` (comma-separated names).
    * @default {}
    */
-  env?: Readonly<Record<string, string | undefined>>;
+  env?: EnvSource;
   /**
    * Throttle window, in milliseconds (leading edge). A change is delivered at once unless a notification
    * started less than `debounceMs` ago or is still in flight; changes arriving then are merged (union of names,
@@ -757,11 +758,7 @@ function httpTarget(url: URL, timeoutMs: number, retryDelayMs: number, logger: N
 
 // ---- exec -----------------------------------------------------------------------------------------------
 
-function execTarget(
-  argv: readonly string[],
-  env: Readonly<Record<string, string | undefined>>,
-  timeoutMs: number,
-): Target {
+function execTarget(argv: readonly string[], env: EnvSource, timeoutMs: number): Target {
   const [command, ...args] = argv as [string, ...string[]];
   const target = command;
   return {

@@ -1,6 +1,8 @@
 import { inspect } from 'node:util';
 import type { Dispatcher } from 'undici';
 import { ErrorCode, PhaseError } from './errors.js';
+import { readEnv } from './env.js';
+import type { EnvSource } from './env.js';
 import {
   cryptoBackend,
   cryptoReady,
@@ -76,7 +78,7 @@ export interface PhaseClientOptions {
    * Where `token` and `host` defaults are read from.
    * @default process.env
    */
-  env?: Readonly<Record<string, string | undefined>>;
+  env?: EnvSource;
   /** Called after every HTTP attempt with its route and status (or 'error'), for metrics. */
   onResponse?: (route: Route, status: number | 'error') => void;
 }
@@ -135,11 +137,6 @@ function positiveInteger(name: string, value: unknown, fallback: number, min = 1
     );
   }
   return value;
-}
-
-function readEnv(env: Readonly<Record<string, string | undefined>>, name: string): string | undefined {
-  const value = env[name]?.trim();
-  return value ? value : undefined;
 }
 
 function makeLogger(logger: Partial<Logger> | undefined): Logger {

@@ -1,6 +1,8 @@
 // The public surface of @phasekit/sdk. Everything not listed here is internal and may change.
 export { DEFAULT_HOST, PhaseClient } from './client.js';
 export type { EnvTarget, NewSecret, PhaseClientOptions, SecretUpdate } from './client.js';
+export { readEnv } from './env.js';
+export type { EnvSource } from './env.js';
 export { ErrorCode, PhaseError, isPhaseError } from './errors.js';
 export { cryptoBackend } from './internal/crypto.js';
 export type { PhaseErrorOptions, ReferenceFailure } from './errors.js';

@@ -8,7 +8,9 @@ import type { RawSetting } from './problems.js';
 import { parseArgv } from './argv.js';
 import { loadFile } from './file.js';
 import type { YamlParser } from './file.js';
-import { Resolver, buildAuth, buildNotify, buildOutputs, buildSource, checkUrl, readEnv } from './resolve.js';
+import { readEnv } from '@phasekit/sdk';
+import type { EnvSource } from '@phasekit/sdk';
+import { Resolver, buildAuth, buildNotify, buildOutputs, buildSource, checkUrl } from './resolve.js';
 import { readFileSync } from 'node:fs';
 import { ErrorCode, OUTPUT_FORMATS, PhaseError, defaultStaleAfterMs } from '@phasekit/sdk';
 import type { OutputFormat } from '@phasekit/sdk';
@@ -23,7 +25,7 @@ export interface LoadConfigOptions<C extends string = Command> {
   /** The arguments after the command. For `run`, everything after `--` is the child's argv. */
   readonly argv: readonly string[];
   /** Environment variables (pass `process.env`); values are trimmed and empty means unset. */
-  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly env: EnvSource;
   /**
    * Reads `--config` / `PHASE_CONFIG` and the token file, as UTF-8.
    * @default fs.readFileSync(path, 'utf8')
@@ -38,11 +40,7 @@ export interface LoadConfigOptions<C extends string = Command> {
 }
 
 /** Whether argv or env names a `--config` file, i.e. whether {@link loadConfig} will need a YAML parser. */
-export function configFileNamed(
-  command: string,
-  argv: readonly string[],
-  env: Readonly<Record<string, string | undefined>>,
-): boolean {
+export function configFileNamed(command: string, argv: readonly string[], env: EnvSource): boolean {
   if (!isCommand(command)) return false;
   // Problems are reported by loadConfig itself; here only the answer matters.
   const { flags } = parseArgv(command, argv, new Problems());
@@ -181,10 +179,7 @@ export function loadConfig(options: LoadConfigOptions<string>): AgentConfig {
   return deepFreeze(config);
 }
 
-function envSetting(
-  env: Readonly<Record<string, string | undefined>>,
-  key: SettingKey,
-): RawSetting | undefined {
+function envSetting(env: EnvSource, key: SettingKey): RawSetting | undefined {
   const name = SETTINGS[key].env;
   const value = name === undefined ? undefined : readEnv(env, name);
   return value === undefined || name === undefined

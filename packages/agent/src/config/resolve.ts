@@ -1,4 +1,6 @@
 // Resolution: flag > env > config file > default, and the typed pieces built from the resolved settings.
+import { readEnv } from '@phasekit/sdk';
+import type { EnvSource } from '@phasekit/sdk';
 import { DEFAULTS } from './types.js';
 import type { AuthConfig, Command, NotifyConfig, OutputConfig, SourceQuery } from './types.js';
 import { SETTINGS } from './settings.js';
@@ -13,12 +15,6 @@ import type { HttpUrl } from '../parse.js';
 // ---------------------------------------------------------------------------------------------------------------
 // Resolution
 
-/** Reads an env var: trimmed, and empty means unset. */
-export function readEnv(env: Readonly<Record<string, string | undefined>>, name: string): string | undefined {
-  const value = env[name]?.trim();
-  return value === undefined || value === '' ? undefined : value;
-}
-
 export class Resolver {
   /** The app selector of the flags, env and the file's top level, computed once. */
   baseApp: AppSelector | 'missing' | 'invalid' | undefined;
@@ -28,7 +24,7 @@ export class Resolver {
   constructor(
     readonly command: Command,
     readonly flags: ReadonlyMap<SettingKey, RawSetting>,
-    readonly env: Readonly<Record<string, string | undefined>>,
+    readonly env: EnvSource,
     readonly file: FileLayer | undefined,
     readonly problems: Problems,
   ) {}
