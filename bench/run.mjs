@@ -21,7 +21,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
 import { generateCertificate } from '@phasekit/emulator';
-import { stageImage } from '../packages/agent/scripts/stage-image.mjs';
+import { entrypointFlags, stageImage } from '../packages/agent/scripts/stage-image.mjs';
 import { startEmulatorProcess } from './lib/emulator.mjs';
 import { machineInfo, versions } from './lib/machine.mjs';
 import { cpuMsOf, lastJson, rssKiB, runNode, sleep, startNode } from './lib/proc.mjs';
@@ -58,14 +58,6 @@ const ENTRYPOINT_FLAGS = entrypointFlags();
 /** `node ...CLI args`: the image's ENTRYPOINT. */
 const CLI = [...ENTRYPOINT_FLAGS, ENTRY];
 
-function entrypointFlags() {
-  const containerfile = readFileSync(join(ROOT, 'deploy', 'Containerfile'), 'utf8');
-  const argv = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(containerfile)[1]);
-  return argv.slice(
-    1,
-    argv.findIndex((arg) => arg.endsWith('phasekit.js')),
-  );
-}
 const SOAK_S = Number(process.env.PHASEKIT_BENCH_SOAK_S ?? 300);
 const CHANGES = Number(process.env.PHASEKIT_BENCH_CHANGES ?? 50);
 const ROUNDS = process.env.PHASEKIT_BENCH_ROUNDS ? Number(process.env.PHASEKIT_BENCH_ROUNDS) : undefined;

@@ -23,6 +23,21 @@ function packageDir(name, from) {
   }
 }
 
+/**
+ * The node flags of the image's ENTRYPOINT in deploy/Containerfile (what the shipped CLI runs with), read from that
+ * line so that the bench and the tests cannot drift from it.
+ */
+export function entrypointFlags() {
+  const containerfile = readFileSync(join(AGENT, '..', '..', 'deploy', 'Containerfile'), 'utf8');
+  const line = /^ENTRYPOINT (\[.*\])$/m.exec(containerfile);
+  if (line === null) throw new Error('deploy/Containerfile has no ENTRYPOINT in exec form');
+  const argv = JSON.parse(line[1]);
+  return argv.slice(
+    1,
+    argv.findIndex((arg) => arg.endsWith('phasekit.js')),
+  );
+}
+
 /** Copies the bundle and sodium-native's runtime closure into `out`; returns the packages copied. */
 export function stageImage(out) {
   if (!existsSync(join(BUNDLE, 'phasekit.js')))

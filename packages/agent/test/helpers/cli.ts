@@ -2,7 +2,7 @@
 // stderr, waits (always with a bound) for JSON log lines, and stops it with SIGTERM. Every process started here is
 // remembered, so a test file can kill leftovers and check every transcript for leaked values at the end.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,16 +12,7 @@ export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..
 export const CLI_PATH = join(REPO_ROOT, 'packages', 'agent', 'dist', 'cli', 'phasekit.js');
 
 /** The node flags of the image's ENTRYPOINT (deploy/Containerfile): what the shipped CLI runs with. */
-export function imageNodeFlags(): string[] {
-  const containerfile = readFileSync(join(REPO_ROOT, 'deploy', 'Containerfile'), 'utf8');
-  const line = /^ENTRYPOINT (\[.*\])$/m.exec(containerfile);
-  if (line === null) throw new Error('deploy/Containerfile has no ENTRYPOINT in exec form');
-  const argv = JSON.parse(line[1]!) as string[];
-  return argv.slice(
-    1,
-    argv.findIndex((arg) => arg.endsWith('phasekit.js')),
-  );
-}
+export { entrypointFlags as imageNodeFlags } from '../../scripts/stage-image.mjs';
 
 let cliCopy: string | undefined;
 /**
