@@ -12,7 +12,7 @@ import {
   reconstructPrivateKey,
   toHex,
 } from './internal/crypto.js';
-import { Transport, parseBody, type RequestSpec, type Route } from './internal/http.js';
+import { Transport, kClock, parseBody, type Clock, type RequestSpec, type Route } from './internal/http.js';
 import {
   folderId,
   normalisePath,
@@ -236,6 +236,7 @@ export class PhaseClient {
       dispatcher: options.dispatcher,
       secrets: [this.#token.tokenValue, toHex(this.#token.shareA), toHex(this.#token.wrapKey)],
       onResponse: options.onResponse,
+      clock: (options as { [kClock]?: Clock })[kClock],
     });
   }
 

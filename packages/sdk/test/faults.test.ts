@@ -1,9 +1,11 @@
 import { startEmulator, type Emulator, type EmulatorState } from '@phasekit/emulator';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { PhaseClient, type PhaseError } from '../src/index.js';
+import { PhaseClient, type PhaseClientOptions, type PhaseError } from '../src/index.js';
+import { kClock, type Clock } from '../src/internal/http.js';
 
 // Every fault ends in its documented code, within the configured deadline, with no unhandled rejection. (A caller's
-// own dispatcher is exercised by client.test.ts.)
+// own dispatcher is exercised by client.test.ts.) Back-off waits go through a recording clock, so a test asserts
+// the waits the client asked for instead of spending them; deadline tests keep the real clock.
 
 const seed = {
   apps: [{ name: 'shop', environments: [{ name: 'Production', secrets: [{ key: 'A', value: 'alpha' }] }] }],
@@ -14,7 +16,21 @@ const clients: PhaseClient[] = [];
 const unhandled: unknown[] = [];
 const onUnhandled = (reason: unknown) => unhandled.push(reason);
 
-function client(url = emulator.url, options: Partial<ConstructorParameters<typeof PhaseClient>[0]> = {}) {
+/** A clock whose sleeps return at once (on the next turn of the event loop) and are recorded; jitter is fixed. */
+function recordingClock(random = 0.5): Clock & { slept: number[] } {
+  const slept: number[] = [];
+  return {
+    slept,
+    random: () => random,
+    sleep: (ms, signal) => {
+      slept.push(ms);
+      signal.throwIfAborted();
+      return new Promise((resolve) => setImmediate(resolve));
+    },
+  };
+}
+
+function client(url = emulator.url, options: Partial<PhaseClientOptions> = {}, clock?: Clock) {
   const c = new PhaseClient({
     token: emulator.tokens.serviceAccount,
     host: url,
@@ -23,6 +39,7 @@ function client(url = emulator.url, options: Partial<ConstructorParameters<typeo
     timeoutMs: 500,
     totalTimeoutMs: 5_000,
     ...options,
+    ...(clock === undefined ? {} : { [kClock]: clock }),
   });
   clients.push(c);
   return c;
@@ -56,13 +73,21 @@ afterAll(async () => {
 });
 
 describe('fault matrix', () => {
-  it('429 with Retry-After: waits as told, then RATE_LIMITED with retryAfterMs', async () => {
+  it('429 with Retry-After: waits as told (plus jitter), then RATE_LIMITED with retryAfterMs', async () => {
     emulator.fault({ route: 'tokens', status: 429, retryAfter: 1 });
-    const { error, ms } = await outcome(read(client()));
+    const clock = recordingClock(0.5);
+    const { error } = await outcome(read(client(emulator.url, {}, clock)));
     expect(error).toMatchObject({ code: 'RATE_LIMITED', status: 429, retryAfterMs: 1000 });
     expect(emulator.requests()).toHaveLength(3);
-    expect(ms).toBeGreaterThanOrEqual(2000);
-    expect(ms).toBeLessThan(5_000);
+    // Retry-After's 1000 ms plus up to 250 ms of jitter (here half of it), before each of the two retries.
+    expect(clock.slept).toEqual([1125, 1125]);
+  });
+
+  it('a real Retry-After wait is taken on the real clock', async () => {
+    emulator.fault({ route: 'tokens', status: 429, retryAfter: 1, count: 1 });
+    const start = performance.now();
+    expect(await read(client())).toHaveLength(1);
+    expect(performance.now() - start).toBeGreaterThanOrEqual(1000);
   });
 
   it('429 whose Retry-After exceeds the deadline fails at once instead of sleeping past it', async () => {
@@ -76,18 +101,18 @@ describe('fault matrix', () => {
   it('a passing 429 or 503 is retried and the read succeeds', async () => {
     emulator.fault({ route: 'secrets', status: 503, count: 1 });
     emulator.fault({ route: 'tokens', status: 429, retryAfter: 0, count: 1 });
-    expect(await read(client())).toHaveLength(1);
+    expect(await read(client(emulator.url, {}, recordingClock()))).toHaveLength(1);
   });
 
   it.each([500, 501, 505, 520])('a single %i is retried and the read succeeds', async (status) => {
     emulator.fault({ route: 'tokens', status, count: 1 });
-    expect(await read(client())).toHaveLength(1);
+    expect(await read(client(emulator.url, {}, recordingClock()))).toHaveLength(1);
     expect(emulator.requests().map((r) => r.status)).toEqual([status, 200, 200]);
   });
 
   it('a 500 that persists ends NETWORK with the status after the retries', async () => {
     emulator.fault({ route: 'tokens', status: 500 });
-    const { error } = await outcome(read(client()));
+    const { error } = await outcome(read(client(emulator.url, {}, recordingClock())));
     expect(error).toMatchObject({ code: 'NETWORK', status: 500 });
     expect(error.message).toBe('Phase is unavailable (500): Internal server error.');
     // retries: 2
@@ -101,16 +126,28 @@ describe('fault matrix', () => {
     expect(emulator.requests()).toHaveLength(1);
   });
 
-  it.each([502, 503])('%i is retried with backoff and ends NETWORK', async (status) => {
+  it.each([502, 503])('%i is retried with exponential backoff and ends NETWORK', async (status) => {
     emulator.fault({ route: 'secrets', status });
-    const { error } = await outcome(read(client()));
+    const clock = recordingClock(0.999);
+    const { error } = await outcome(read(client(emulator.url, {}, clock)));
     expect(error).toMatchObject({ code: 'NETWORK', status });
     expect(emulator.requests().filter((r) => r.route === 'secrets')).toHaveLength(3);
+    // 500 ms, then 1,000 ms: each step doubles, jitter takes it down to no less than 75%.
+    expect(clock.slept).toEqual([499, 999]);
+  });
+
+  it('back-off jitter stays between 75% and 100% of each step', async () => {
+    emulator.fault({ route: 'secrets', status: 503 });
+    const clock = recordingClock(0);
+    await outcome(read(client(emulator.url, { retries: 5, totalTimeoutMs: 60_000 }, clock)));
+    expect(clock.slept).toEqual([375, 750, 1500, 3000, 6000]);
   });
 
   it('a connection reset ends NETWORK after the retries', async () => {
     emulator.fault({ route: 'tokens', reset: true });
-    const { error } = await outcome(read(client()));
+    const clock = recordingClock();
+    const { error } = await outcome(read(client(emulator.url, {}, clock)));
+    expect(clock.slept).toHaveLength(2);
     expect(error.code).toBe('NETWORK');
     expect(error.message).toMatch(/^could not reach Phase at http:\/\/127\.0\.0\.1:\d+: /);
   });
@@ -145,7 +182,7 @@ describe('fault matrix', () => {
 
   it('a malformed JSON body ends NETWORK', async () => {
     emulator.fault({ route: 'secrets', malformed: true });
-    const { error } = await outcome(read(client()));
+    const { error } = await outcome(read(client(emulator.url, {}, recordingClock())));
     expect(error).toMatchObject({
       code: 'NETWORK',
       message: 'Phase answered secrets with a malformed body (not JSON)',
@@ -213,7 +250,7 @@ describe('fault matrix', () => {
     const other = await startEmulator({ state: emulator.snapshot() });
     const url = other.url;
     await other.close();
-    const { error } = await outcome(read(client(url, { retries: 1 })));
+    const { error } = await outcome(read(client(url, { retries: 1 }, recordingClock())));
     expect(error.code).toBe('NETWORK');
     expect(error.message).toContain('ECONNREFUSED');
   });

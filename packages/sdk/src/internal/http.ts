@@ -18,10 +18,23 @@ export interface TransportOptions {
   readonly secrets: readonly string[];
   /** Observer of every HTTP attempt, for metrics. */
   readonly onResponse?: ((route: Route, status: number | 'error') => void) | undefined;
-  /** Replaceable for tests; resolves after `ms` or rejects when `signal` aborts. */
-  readonly sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
-  readonly random?: () => number;
+  /** How back-off waits are taken; tests inject one that records them instead of waiting. */
+  readonly clock?: Clock | undefined;
 }
+
+/** The transport's back-off timer and jitter source. */
+export interface Clock {
+  /** Resolves after `ms`, or rejects when `signal` aborts. */
+  sleep(ms: number, signal: AbortSignal): Promise<void>;
+  /** A number in [0, 1) for jitter. */
+  random(): number;
+}
+
+/**
+ * The key under which a test passes a {@link Clock} to `new PhaseClient()`. A symbol, so it is not an option users
+ * can set by accident and not part of the documented options.
+ */
+export const kClock: unique symbol = Symbol('phasekit.clock');
 
 export type Route = 'tokens' | 'secrets';
 
@@ -45,7 +58,10 @@ const MAX_ERROR_TEXT = 200;
 /** Stands in for a caller's signal when there is none: never aborts. */
 const NEVER_ABORTED = new AbortController().signal;
 
-const defaultSleep = (ms: number, signal: AbortSignal): Promise<void> => sleep(ms, undefined, { signal });
+const realClock: Clock = {
+  sleep: (ms, signal) => sleep(ms, undefined, { signal }),
+  random: Math.random,
+};
 
 /**
  * undici, loaded with the first request of a client that was given no dispatcher: a service that passes its own
@@ -158,7 +174,7 @@ export class Transport {
         'retrying Phase request',
       );
       try {
-        await (this.#options.sleep ?? defaultSleep)(delay, spec.signal ?? NEVER_ABORTED);
+        await (this.#options.clock ?? realClock).sleep(delay, spec.signal ?? NEVER_ABORTED);
       } catch {
         throw this.#abortError(spec.route, spec.signal?.reason);
       }
@@ -176,11 +192,11 @@ export class Transport {
     if (retryAfterMs !== undefined) {
       if (retryAfterMs > MAX_RETRY_AFTER_MS) return undefined;
       // Spread clients that were all told the same instant.
-      return retryAfterMs + Math.floor((this.#options.random ?? Math.random)() * 250);
+      return retryAfterMs + Math.floor((this.#options.clock ?? realClock).random() * 250);
     }
     const exp = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** attempt);
     // Jitter between 75% and 100% of the exponential step.
-    return Math.floor(exp * (0.75 + 0.25 * (this.#options.random ?? Math.random)()));
+    return Math.floor(exp * (0.75 + 0.25 * (this.#options.clock ?? realClock).random()));
   }
 
   /** One HTTP exchange, bounded by the per-attempt timeout or what is left of the total deadline. */
