@@ -1,33 +1,16 @@
 // Process-level acceptance tests of `phasekit run` (issue 3): argv kept exactly (no shell), the secrets in the
 // child's environment and the token not, the exit code and SIGTERM passed through, and --on-change restart.
-import type { Emulator } from '@phasekit/emulator';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { killAll, runCli, spawnCli, waitFor } from './helpers/cli.js';
-import {
-  APP,
-  CANARY,
-  ENV,
-  TRICKY,
-  itLeaksNothing,
-  setMarker,
-  startSeeded,
-  tokenNeedles,
-} from './helpers/fixture.js';
+import { expect, it } from 'vitest';
+import { runCli, spawnCli, waitFor } from './helpers/cli.js';
+import { APP, CANARY, ENV, TRICKY, itLeaksNothing, setMarker, useSeededEmulator } from './helpers/fixture.js';
 
-let emu: Emulator;
-const needles: string[] = [CANARY];
-
-beforeAll(async () => {
-  emu = await startSeeded();
-  needles.push(...tokenNeedles(emu));
-});
-afterEach(() => killAll());
-afterAll(() => emu.close());
+const fixture = useSeededEmulator('run');
+const { needles } = fixture;
 
 const runArgs = (extra: string[], command: string[]) => [
   'run',
   '--host',
-  emu.url,
+  fixture.emu.url,
   '--app',
   APP,
   '--env',
@@ -37,7 +20,7 @@ const runArgs = (extra: string[], command: string[]) => [
   ...command,
 ];
 // The child's stdout is phasekit's stdout: it legitimately carries values.
-const opts = () => ({ token: emu.tokens.serviceAccount, stdoutCarriesValues: true });
+const opts = () => ({ token: fixture.emu.tokens.serviceAccount, stdoutCarriesValues: true });
 
 it('passes arguments with spaces and quotes intact, without a shell', async () => {
   const args = ['a b', "c'd", 'e"f', '$HOME', '', '*', '; echo pwned'];
@@ -56,7 +39,7 @@ it('puts the secrets in the environment and keeps PHASE_SERVICE_TOKEN out of it'
   const script = `process.stdout.write(JSON.stringify({
     k: process.env.K07, canary: process.env.CANARY_SECRET, tricky: process.env.TRICKY,
     token: process.env.PHASE_SERVICE_TOKEN ?? null,
-    leaked: Object.entries(process.env).filter(([, v]) => v && v.includes(${JSON.stringify(emu.tokens.serviceAccount.split(':')[2])})).map(([k]) => k),
+    leaked: Object.entries(process.env).filter(([, v]) => v && v.includes(${JSON.stringify(fixture.emu.tokens.serviceAccount.split(':')[2])})).map(([k]) => k),
     kept: process.env.KEPT_VAR ?? null,
   }))`;
   const r = await runCli(runArgs([], [process.execPath, '-e', script]), {
@@ -105,20 +88,20 @@ it('forwards SIGTERM to the child and exits with its code', async () => {
 
 it('SIGTERM before the child started (Phase slow) stops within 5 s and never starts the child', async () => {
   for (const extra of [[], ['--interval', '100ms', '--on-change', 'restart']]) {
-    emu.fault({ route: 'any', delayMs: 8_000 });
+    fixture.emu.fault({ route: 'any', delayMs: 8_000 });
     try {
       const proc = spawnCli(
         runArgs(extra, [process.execPath, '-e', "process.stdout.write('child ran')"]),
         opts(),
       );
-      await waitFor(() => emu.requests().some((r) => r.faulted), 'the first (slow) request');
+      await waitFor(() => fixture.emu.requests().some((r) => r.faulted), 'the first (slow) request');
       const { code, ms } = await proc.stop();
       expect(ms, `phasekit run ${extra.join(' ')} ignored SIGTERM`).toBeLessThan(5_000);
       expect(proc.stdout).not.toContain('child ran');
       expect(code).toBe(143);
     } finally {
-      emu.clearFaults();
-      emu.clearRequests();
+      fixture.emu.clearFaults();
+      fixture.emu.clearRequests();
     }
   }
 });
@@ -133,13 +116,13 @@ it('SIGTERM during an --on-change restart ends the run instead of starting a new
     opts(),
   );
   await waitFor(() => proc.stdout.includes('start value-0:M0'), 'the first start');
-  setMarker(emu, 'M7');
+  setMarker(fixture.emu, 'M7');
   await waitFor(() => proc.stdout.includes('stopping\n'), 'the restart to stop the old child');
   const { code, ms } = await proc.stop();
   expect(ms).toBeLessThan(5_000);
   expect(code).toBe(0);
   expect(proc.stdout).not.toContain('start value-0:M7');
-  setMarker(emu, 'M0');
+  setMarker(fixture.emu, 'M0');
 });
 
 it('--on-change restart replaces the child with the new environment', async () => {
@@ -154,12 +137,12 @@ it('--on-change restart replaces the child with the new environment', async () =
   const starts = () => proc.stdout.split('\n').filter((l) => l.startsWith('start '));
   await waitFor(() => starts().length === 1, 'the first start');
   expect(starts()[0]).toMatch(/^start value-0:M0 \d+$/);
-  setMarker(emu, 'M1');
+  setMarker(fixture.emu, 'M1');
   await waitFor(() => starts().length >= 2, `a restart after the change (stderr: ${proc.tail(5)})`);
   // Unchanged polls restart nothing.
-  const base = emu.requests().filter((r) => r.route === 'tokens').length;
+  const base = fixture.emu.requests().filter((r) => r.route === 'tokens').length;
   await waitFor(
-    () => emu.requests().filter((r) => r.route === 'tokens').length >= base + 4,
+    () => fixture.emu.requests().filter((r) => r.route === 'tokens').length >= base + 4,
     'four more polls',
   );
   const lines = starts();
@@ -168,12 +151,13 @@ it('--on-change restart replaces the child with the new environment', async () =
   expect(lines[1]?.split(' ')[2]).not.toBe(lines[0]?.split(' ')[2]);
   const { code } = await proc.stop();
   expect(code).toBe(0);
-  setMarker(emu, 'M0');
+  setMarker(fixture.emu, 'M0');
 });
 
 it('--on-change restart keeps the running child when the new set is refused by the guard', async () => {
-  emu.addEnvironment(APP, 'RunShrink');
-  for (let i = 0; i < 10; i++) emu.setSecret({ app: APP, env: 'RunShrink', key: `S${i}`, value: `s${i}` });
+  fixture.emu.addEnvironment(APP, 'RunShrink');
+  for (let i = 0; i < 10; i++)
+    fixture.emu.setSecret({ app: APP, env: 'RunShrink', key: `S${i}`, value: `s${i}` });
   const script = `
     process.stdout.write('start ' + Object.keys(process.env).filter((k) => /^S\\d$/.test(k)).length + '\\n');
     process.on('SIGTERM', () => process.exit(0));
@@ -181,7 +165,7 @@ it('--on-change restart keeps the running child when the new set is refused by t
   const args = [
     'run',
     '--host',
-    emu.url,
+    fixture.emu.url,
     '--app',
     APP,
     '--env',
@@ -193,14 +177,14 @@ it('--on-change restart keeps the running child when the new set is refused by t
   ];
   const proc = spawnCli([...args, '--', process.execPath, '-e', script], opts());
   await waitFor(() => proc.stdout.includes('start 10\n'), 'the first start with 10 secrets');
-  for (let i = 0; i < 8; i++) emu.deleteSecret({ app: APP, env: 'RunShrink', key: `S${i}` });
+  for (let i = 0; i < 8; i++) fixture.emu.deleteSecret({ app: APP, env: 'RunShrink', key: `S${i}` });
   await proc.waitForLog(
     (l) => /shr/.test(l.msg) && (l.level === 50 || l.level === 'error'),
     'the guard refusing the shrunken set',
   );
-  const base = emu.requests().filter((r) => r.route === 'tokens').length;
+  const base = fixture.emu.requests().filter((r) => r.route === 'tokens').length;
   await waitFor(
-    () => emu.requests().filter((r) => r.route === 'tokens').length >= base + 3,
+    () => fixture.emu.requests().filter((r) => r.route === 'tokens').length >= base + 3,
     'three more polls',
   );
   expect(proc.exitResult, `phasekit run ended: ${proc.tail(5)}`).toBeUndefined();
@@ -220,16 +204,16 @@ it('--on-change signal:HUP signals the child once per change', async () => {
     opts(),
   );
   await waitFor(() => proc.stdout.includes('started\n'), 'the child to start');
-  setMarker(emu, 'M5');
+  setMarker(fixture.emu, 'M5');
   await waitFor(() => proc.stdout.includes('HUP 1\n'), 'a SIGHUP after the change');
-  const base = emu.requests().filter((r) => r.route === 'tokens').length;
+  const base = fixture.emu.requests().filter((r) => r.route === 'tokens').length;
   await waitFor(
-    () => emu.requests().filter((r) => r.route === 'tokens').length >= base + 4,
+    () => fixture.emu.requests().filter((r) => r.route === 'tokens').length >= base + 4,
     'four more polls',
   );
   expect(proc.stdout).not.toContain('HUP 2');
   expect((await proc.stop()).code).toBe(0);
-  setMarker(emu, 'M0');
+  setMarker(fixture.emu, 'M0');
 });
 
 itLeaksNothing(() => needles);

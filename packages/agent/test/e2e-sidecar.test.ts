@@ -4,9 +4,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, readlink, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Emulator } from '@phasekit/emulator';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { killAll, recordText, runCli, spawnCli, waitFor } from './helpers/cli.js';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { recordText, runCli, spawnCli, waitFor } from './helpers/cli.js';
 import {
   APP,
   CANARY,
@@ -15,42 +14,27 @@ import {
   itLeaksNothing,
   keyName,
   setMarker,
-  startSeeded,
-  tempDir,
-  tokenNeedles,
+  useSeededEmulator,
 } from './helpers/fixture.js';
 import { SignalCounter, pollsPass, snapshotAbove, startHook, startSidecar } from './helpers/sidecar.js';
 
-let emu: Emulator;
-let work: { path: string; remove: () => Promise<void> };
-const needles: string[] = [CANARY];
+const fixture = useSeededEmulator('sidecar');
+const { needles } = fixture;
 const cleanups: (() => unknown)[] = [];
-
-beforeAll(async () => {
-  emu = await startSeeded();
-  needles.push(...tokenNeedles(emu));
-  work = await tempDir('sidecar');
-});
 afterEach(async () => {
-  emu.clearFaults();
-  await killAll();
   for (const cleanup of cleanups.splice(0)) await cleanup();
-});
-afterAll(async () => {
-  await emu.close();
-  await work.remove();
 });
 
 describe('notifications', () => {
   it('signals the app and POSTs names exactly once per real change, never on unchanged polls or the first render', async () => {
-    const pidfile = join(work.path, 'app.pid');
+    const pidfile = join(fixture.work.path, 'app.pid');
     const app = new SignalCounter(pidfile);
     cleanups.push(() => app.stop());
     await app.ready();
     const hook = await startHook();
     cleanups.push(hook.close);
-    const out = join(work.path, 'notify');
-    const sidecar = startSidecar(emu, out, [
+    const out = join(fixture.work.path, 'notify');
+    const sidecar = startSidecar(fixture.emu, out, [
       '--notify-signal',
       'SIGHUP',
       '--notify-pidfile',
@@ -62,7 +46,7 @@ describe('notifications', () => {
     ]);
 
     await sidecar.waitForLog(snapshotAbove(0), 'the first snapshot');
-    await pollsPass(emu, 5);
+    await pollsPass(fixture.emu, 5);
     await sleep(200); // longer than the debounce
     expect(app.hups, 'signalled after the first render without --notify-on-start').toBe(0);
     expect(hook.bodies).toHaveLength(0);
@@ -71,13 +55,13 @@ describe('notifications', () => {
       { marker: 'M1', apply: () => undefined, added: [], removed: [] },
       {
         marker: 'M2',
-        apply: () => emu.setSecret({ app: APP, env: ENV, key: 'NEW_KEY', value: `new ${CANARY}` }),
+        apply: () => fixture.emu.setSecret({ app: APP, env: ENV, key: 'NEW_KEY', value: `new ${CANARY}` }),
         added: ['NEW_KEY'],
         removed: [],
       },
       {
         marker: 'M3',
-        apply: () => emu.deleteSecret({ app: APP, env: ENV, key: 'NEW_KEY' }),
+        apply: () => fixture.emu.deleteSecret({ app: APP, env: ENV, key: 'NEW_KEY' }),
         added: [],
         removed: ['NEW_KEY'],
       },
@@ -85,13 +69,13 @@ describe('notifications', () => {
     let version = 1;
     for (const [index, change] of changes.entries()) {
       const n = index + 1;
-      setMarker(emu, change.marker);
+      setMarker(fixture.emu, change.marker);
       change.apply();
       const line = await sidecar.waitForLog(snapshotAbove(version), `the snapshot after change ${n}`);
       version = line.version as number;
       await app.waitForHups(n);
       await waitFor(() => hook.bodies.length >= n, `hook call ${n}`, 5_000);
-      await pollsPass(emu, 4);
+      await pollsPass(fixture.emu, 4);
       await sleep(150);
       expect(app.hups, `SIGHUPs after change ${n} and several unchanged polls`).toBe(n);
       expect(hook.bodies, `hook calls after change ${n}`).toHaveLength(n);
@@ -111,11 +95,11 @@ describe('notifications', () => {
   });
 
   it('--notify-on-start signals once after the first render too', async () => {
-    const pidfile = join(work.path, 'app2.pid');
+    const pidfile = join(fixture.work.path, 'app2.pid');
     const app = new SignalCounter(pidfile);
     cleanups.push(() => app.stop());
     await app.ready();
-    const sidecar = startSidecar(emu, join(work.path, 'onstart'), [
+    const sidecar = startSidecar(fixture.emu, join(fixture.work.path, 'onstart'), [
       '--notify-pidfile',
       pidfile,
       '--notify-debounce',
@@ -124,7 +108,7 @@ describe('notifications', () => {
     ]);
     await sidecar.waitForLog(snapshotAbove(0), 'the first snapshot');
     await app.waitForHups(1);
-    await pollsPass(emu, 4);
+    await pollsPass(fixture.emu, 4);
     await sleep(150);
     expect(app.hups).toBe(1);
     expect((await sidecar.stop()).code).toBe(0);
@@ -135,12 +119,13 @@ describe('unsafe key names', () => {
   const UNSAFE = ['../evil', 'a/b', '..data'];
   let stored: string[];
   beforeAll(() => {
-    emu.addEnvironment(APP, 'Unsafe');
-    emu.setSecret({ app: APP, env: 'Unsafe', key: 'SAFE_ONE', value: 'safe-1' });
-    emu.setSecret({ app: APP, env: 'Unsafe', key: 'SAFE_TWO', value: CANARY });
-    for (const key of UNSAFE) emu.setSecret({ app: APP, env: 'Unsafe', key, value: `value of ${key}` });
+    fixture.emu.addEnvironment(APP, 'Unsafe');
+    fixture.emu.setSecret({ app: APP, env: 'Unsafe', key: 'SAFE_ONE', value: 'safe-1' });
+    fixture.emu.setSecret({ app: APP, env: 'Unsafe', key: 'SAFE_TWO', value: CANARY });
+    for (const key of UNSAFE)
+      fixture.emu.setSecret({ app: APP, env: 'Unsafe', key, value: `value of ${key}` });
     // Keys are stored upper-cased, as every Phase client writes them.
-    stored = emu
+    stored = fixture.emu
       .readPlain(APP, 'Unsafe')
       .map((s) => s.key)
       .filter((k) => !k.startsWith('SAFE'));
@@ -148,9 +133,11 @@ describe('unsafe key names', () => {
   });
 
   it('with --skip-invalid-keys leaves them out of files with a warning naming each key; secrets.json still has them', async () => {
-    const parent = join(work.path, 'unsafe-json');
+    const parent = join(fixture.work.path, 'unsafe-json');
     const out = join(parent, 'out');
-    const proc = startSidecar(emu, out, ['--format', 'files,json', '--skip-invalid-keys'], { env: 'Unsafe' });
+    const proc = startSidecar(fixture.emu, out, ['--format', 'files,json', '--skip-invalid-keys'], {
+      env: 'Unsafe',
+    });
     await proc.waitForLog(snapshotAbove(0), 'the first snapshot');
     for (const key of stored) {
       const line = await proc.waitForLog(
@@ -181,12 +168,12 @@ describe('unsafe key names', () => {
   // With --skip-invalid-keys, a key dotenv cannot name does not block every other secret: it is left out of that
   // format alone. Without the flag the whole set is refused (e2e-hostile.test.ts).
   it('once --skip-invalid-keys with files,dotenv,json leaves unsafe keys out per format', async () => {
-    const out = join(work.path, 'unsafe-once');
+    const out = join(fixture.work.path, 'unsafe-once');
     const r = await runCli(
       [
         'once',
         '--host',
-        emu.url,
+        fixture.emu.url,
         '--app',
         APP,
         '--env',
@@ -198,7 +185,7 @@ describe('unsafe key names', () => {
         '--skip-invalid-keys',
       ],
       {
-        token: emu.tokens.serviceAccount,
+        token: fixture.emu.tokens.serviceAccount,
       },
     );
     // `..DATA` is a valid dotenv name and must be in .env; `../EVIL` and `A/B` cannot be written in dotenv syntax.
@@ -213,8 +200,8 @@ describe('unsafe key names', () => {
 
 describe('write failures', () => {
   it('a failed write is not ready and is retried until it lands, without waiting for another change in Phase', async () => {
-    const out = join(work.path, 'write-fail');
-    const sidecar = startSidecar(emu, out, ['--health-addr', '127.0.0.1:0']);
+    const out = join(fixture.work.path, 'write-fail');
+    const sidecar = startSidecar(fixture.emu, out, ['--health-addr', '127.0.0.1:0']);
     const base = String((await sidecar.waitForMsg('health server listening')).url).replace(/\/$/, '');
     await sidecar.waitForMsg('ready');
     const { version, marker } = await consistentSnapshot(out);
@@ -222,7 +209,7 @@ describe('write failures', () => {
     const blocker = join(out, '..data_tmp');
     await mkdir(join(blocker, 'busy'), { recursive: true });
     const from = sidecar.logs.length;
-    setMarker(emu, 'W1');
+    setMarker(fixture.emu, 'W1');
     await sidecar.waitForLog((l) => l.code === 'WRITE' || /could not write/.test(l.msg), 'a write failure', {
       from,
     });
@@ -243,14 +230,14 @@ describe('write failures', () => {
 
 describe('token file', () => {
   it('re-reads --token-file when it changes and keeps syncing after the old token is revoked', async () => {
-    const tokenFile = join(work.path, 'token');
-    await writeFile(tokenFile, `${emu.tokens.user}\n`);
-    const out = join(work.path, 'token-out');
+    const tokenFile = join(fixture.work.path, 'token');
+    await writeFile(tokenFile, `${fixture.emu.tokens.user}\n`);
+    const out = join(fixture.work.path, 'token-out');
     const sidecar = spawnCli(
       [
         'sidecar',
         '--host',
-        emu.url,
+        fixture.emu.url,
         '--app',
         APP,
         '--env',
@@ -267,12 +254,12 @@ describe('token file', () => {
     await sidecar.waitForMsg('ready');
     const { version } = await consistentSnapshot(out);
     // Rotate the way the kubelet does for a projected Secret: write a new file and rename it over the old one.
-    await writeFile(`${tokenFile}.new`, `${emu.tokens.serviceAccount}\n`);
+    await writeFile(`${tokenFile}.new`, `${fixture.emu.tokens.serviceAccount}\n`);
     await rename(`${tokenFile}.new`, tokenFile);
     await sidecar.waitForMsg('token file changed');
-    emu.revokeToken('user');
+    fixture.emu.revokeToken('user');
     const from = sidecar.logs.length;
-    setMarker(emu, 'T1');
+    setMarker(fixture.emu, 'T1');
     await sidecar.waitForLog(snapshotAbove(version), 'the change read with the new token', {
       from,
       timeoutMs: 8_000,
@@ -284,8 +271,8 @@ describe('token file', () => {
 
 describe('stopping', () => {
   it('SIGTERM stops the sidecar within 5 s with exit 0 and keeps the snapshot', async () => {
-    const out = join(work.path, 'stop');
-    const sidecar = startSidecar(emu, out);
+    const out = join(fixture.work.path, 'stop');
+    const sidecar = startSidecar(fixture.emu, out);
     await sidecar.waitForMsg('ready');
     const { code, ms } = await sidecar.stop();
     expect(code).toBe(0);
@@ -295,10 +282,10 @@ describe('stopping', () => {
   });
 
   it('SIGTERM stops it within 5 s even while Phase hangs', async () => {
-    const out = join(work.path, 'stop-hang');
-    const sidecar = startSidecar(emu, out, ['--timeout', '20s']);
+    const out = join(fixture.work.path, 'stop-hang');
+    const sidecar = startSidecar(fixture.emu, out, ['--timeout', '20s']);
     await sidecar.waitForMsg('ready');
-    emu.fault({ route: 'any', delayMs: 15_000 });
+    fixture.emu.fault({ route: 'any', delayMs: 15_000 });
     await sleep(300); // a probe is now in flight
     const { code, ms } = await sidecar.stop();
     expect(code).toBe(0);
@@ -306,9 +293,9 @@ describe('stopping', () => {
   });
 
   it('--cleanup removes the snapshot on exit', async () => {
-    const parent = join(work.path, 'cleanup');
+    const parent = join(fixture.work.path, 'cleanup');
     const out = join(parent, 'out');
-    const sidecar = startSidecar(emu, out, ['--cleanup']);
+    const sidecar = startSidecar(fixture.emu, out, ['--cleanup']);
     await sidecar.waitForMsg('ready');
     expect(existsSync(join(out, '..data'))).toBe(true);
     const { code, ms } = await sidecar.stop();
