@@ -11,6 +11,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Builds kube-apiserver, etcd and kube-controller-manager once when missing (about 7 minutes cold).
+    globalSetup: ['packages/agent/test/k8s/global-setup.ts'],
     // Flaky tests hide real bugs: never retry.
     retry: 0,
   },

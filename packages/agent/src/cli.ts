@@ -6,6 +6,7 @@ import type { RuntimeStats } from './metrics.js';
 import { isPhaseError, type PhaseClientOptions } from '@phasekit/sdk';
 import {
   COMMANDS,
+  commandName,
   USAGE,
   configFileNamed,
   isCommand,
@@ -30,6 +31,8 @@ Commands:
   sidecar    keep the snapshot current, notify the app, serve health and metrics
   run        run a command with the secrets in its environment: phasekit run [options] -- CMD ARGS...
   export     print the secrets in a format: phasekit export --format dotenv
+  k8s sync   write one managed Kubernetes Secret from a Phase environment, once or with --watch
+  operator   reconcile PhaseSecret resources into managed Secrets (a drop-in for Phase's operator)
 
 Run 'phasekit <command> --help' for its options. Docs: docs/reference/configuration.md
 `;
@@ -129,6 +132,17 @@ async function execute(
         controller.signal,
       );
     }
+    case 'k8s-sync': {
+      const { runK8sSync } = await import('./k8s/sync.js');
+      await runK8sSync(config, { logger, signal: controller.signal, clientOptions });
+      return 0;
+    }
+    case 'operator': {
+      const { runOperatorCommand } = await import('./k8s/operator-command.js');
+      await runOperatorCommand(config, { logger, signal: controller.signal, clientOptions });
+      logger.info({}, 'stopped');
+      return 0;
+    }
     case 'sidecar': {
       // The notifier (and node:child_process with it) is loaded only when there is someone to notify.
       const [{ Sidecar }, { startHealthServer }, { createMetrics }, notify] = await Promise.all([
@@ -177,7 +191,8 @@ async function execute(
 
 /** Runs the CLI with these arguments; resolves with the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
-  const [command, ...rest] = argv;
+  // `phasekit k8s sync` is the command `k8s-sync`.
+  const [command, ...rest] = argv[0] === 'k8s' && argv[1] === 'sync' ? ['k8s-sync', ...argv.slice(2)] : argv;
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     write(process.stdout, HELP);
     return command === undefined ? 2 : 0;
@@ -189,7 +204,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   if (!isCommand(command)) {
     write(
       process.stderr,
-      `phasekit: unknown command '${command}' (commands: ${COMMANDS.join(', ')}); see phasekit --help`,
+      `phasekit: unknown command '${command}' (commands: ${COMMANDS.map(commandName).join(', ')}); see phasekit --help`,
     );
     return 2;
   }
@@ -211,7 +226,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     });
   } catch (error) {
     const { code, message } = describe(error);
-    write(process.stderr, `phasekit ${command}: ${message}`);
+    write(process.stderr, `phasekit ${commandName(command)}: ${message}`);
     return code === 'INTERNAL' ? 1 : exitCodeFor(error);
   }
 

@@ -1,6 +1,6 @@
 import type { Logger } from './logger.js';
 import { PhaseClient, type PhaseClientOptions } from '@phasekit/sdk';
-import { type AgentConfig, type ExportConfig, type OnceConfig } from './config/index.js';
+import { type AgentConfig, type ExportConfig, type OnceConfig, type OperatorConfig } from './config/index.js';
 import { AgentError, AgentErrorCode } from './errors.js';
 import { lockOutputs } from './snapshot/lock.js';
 import { render, whyRefused } from './snapshot/writer.js';
@@ -8,7 +8,7 @@ import { applySecrets, guardReason, prepareOutputs, toEntries, writerFor } from 
 
 /** A client for a loaded configuration. */
 export function clientFor(
-  config: Pick<AgentConfig, 'auth' | 'host' | 'timeoutMs'>,
+  config: Pick<Exclude<AgentConfig, OperatorConfig>, 'auth' | 'host' | 'timeoutMs'>,
   logger: Logger,
   extra: Partial<PhaseClientOptions> = {},
 ): PhaseClient {

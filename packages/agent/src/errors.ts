@@ -29,6 +29,16 @@ export const AgentErrorCode = {
   NOTIFY_EXEC_FAILED: 'NOTIFY_EXEC_FAILED',
   NOTIFY_EXEC_TIMEOUT: 'NOTIFY_EXEC_TIMEOUT',
   NOTIFY_ABORTED: 'NOTIFY_ABORTED',
+  /** A Secret of that name exists and phasekit does not manage it; `--adopt` takes it over (exit 7). */
+  KUBE_UNMANAGED: 'KUBE_UNMANAGED',
+  /** The Kubernetes API refused the request for lack of permission, or the credentials are not accepted (exit 3). */
+  KUBE_FORBIDDEN: 'KUBE_FORBIDDEN',
+  /** The Kubernetes API could not be reached or kept failing (exit 5). */
+  KUBE_UNAVAILABLE: 'KUBE_UNAVAILABLE',
+  /** The Kubernetes API rejected the write: a missing namespace, an invalid or immutable field (exit 8). */
+  KUBE_REJECTED: 'KUBE_REJECTED',
+  /** No usable kubeconfig or in-cluster configuration (exit 2). */
+  KUBE_CONFIG: 'KUBE_CONFIG',
 } as const;
 export type AgentErrorCode = (typeof AgentErrorCode)[keyof typeof AgentErrorCode];
 
@@ -109,6 +119,11 @@ const AGENT_EXIT_CODES: Readonly<Record<AgentErrorCode, number>> = {
   NOTIFY_EXEC_FAILED: EXIT_CODES.FAILURE,
   NOTIFY_EXEC_TIMEOUT: EXIT_CODES.FAILURE,
   NOTIFY_ABORTED: EXIT_CODES.FAILURE,
+  KUBE_UNMANAGED: EXIT_CODES.GUARD_REFUSED,
+  KUBE_FORBIDDEN: EXIT_CODES.AUTH,
+  KUBE_UNAVAILABLE: EXIT_CODES.UNAVAILABLE,
+  KUBE_REJECTED: EXIT_CODES.OUTPUT,
+  KUBE_CONFIG: EXIT_CODES.CONFIG,
 };
 
 /**

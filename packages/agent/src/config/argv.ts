@@ -1,4 +1,5 @@
 // The command line: flags to raw settings, with a "did you mean" for a near miss.
+import { commandName } from './types.js';
 import type { Command } from './types.js';
 import { SETTINGS } from './settings.js';
 import type { SettingKey, SettingSpec } from './settings.js';
@@ -34,7 +35,8 @@ export function parseArgv(command: Command, argv: readonly string[], problems: P
     if (!arg.startsWith('--')) {
       if (/^-[a-zA-Z]$/.test(arg)) problems.add(arg, 'unknown option (phasekit has no short options)');
       else if (command === 'run') problems.add(position, 'unexpected; put the command to run after --');
-      else problems.add(position, `unexpected; phasekit ${command} takes no positional arguments`);
+      else
+        problems.add(position, `unexpected; phasekit ${commandName(command)} takes no positional arguments`);
       continue;
     }
     const equals = arg.indexOf('=');
@@ -70,7 +72,7 @@ export function parseArgv(command: Command, argv: readonly string[], problems: P
     const spec: SettingSpec<unknown> = SETTINGS[key];
     if (!spec.commands.includes(command)) {
       if (spec.kind !== 'boolean' && inline === undefined && nextIsValue) i += 1;
-      problems.add(`--${name}`, `not used by phasekit ${command}`);
+      problems.add(`--${name}`, `not used by phasekit ${commandName(command)}`);
       continue;
     }
 

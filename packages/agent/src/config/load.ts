@@ -1,5 +1,5 @@
 // loadConfig: (command, argv, env, an optional YAML file) to a frozen AgentConfig. Nothing here reads process.
-import { COMMANDS, DEFAULTS, isCommand } from './types.js';
+import { COMMANDS, DEFAULTS, commandName, isCommand } from './types.js';
 import type { AgentConfig, Command, ConfigFor, SidecarConfig } from './types.js';
 import { SETTINGS } from './settings.js';
 import type { SettingKey } from './settings.js';
@@ -79,7 +79,8 @@ export function loadConfig(options: LoadConfigOptions<string>): AgentConfig {
   const resolver = new Resolver(command, flags, env, file, problems);
   const configFile = resolver.get('config');
 
-  const auth = buildAuth(resolver, readFile);
+  // The operator reads each PhaseSecret's token from its Secret; every other command needs one token.
+  const auth = command === 'operator' ? undefined : buildAuth(resolver, readFile);
   const hostUrl = resolver.get('host');
   const insecureHttp = resolver.get('insecureHttp') ?? false;
   checkUrl(resolver, 'host', hostUrl, insecureHttp);
@@ -172,10 +173,57 @@ export function loadConfig(options: LoadConfigOptions<string>): AgentConfig {
       if (auth !== undefined && source !== undefined) config = { command, auth, ...base, source, format };
       break;
     }
+    case 'k8s-sync': {
+      const source = buildSource(resolver);
+      const name = resolver.get('secret');
+      if (name === undefined) problems.add('--secret', 'required: the name of the Secret to write');
+      const secret =
+        name === undefined
+          ? undefined
+          : {
+              name,
+              namespace: resolver.get('namespace'),
+              type: resolver.get('secretType') ?? 'Opaque',
+              labels: Object.fromEntries(resolver.get('labels') ?? []),
+              annotations: Object.fromEntries(resolver.get('annotations') ?? []),
+              nameTransformer: resolver.get('nameTransformer') ?? 'upper_snake',
+            };
+      if (auth !== undefined && source !== undefined && secret !== undefined) {
+        config = {
+          command,
+          auth,
+          ...base,
+          source,
+          kubeconfig: resolver.get('kubeconfig'),
+          secret,
+          adopt: resolver.get('adopt') ?? false,
+          watch: resolver.get('watch') ?? false,
+          intervalMs: resolver.get('interval') ?? DEFAULTS.intervalMs,
+        };
+      }
+      break;
+    }
+    case 'operator': {
+      config = {
+        command,
+        kubeconfig: resolver.get('kubeconfig'),
+        namespace: resolver.get('namespace'),
+        allowNamespaces: resolver.get('allowNamespaces') ?? [],
+        leaderElect: resolver.get('leaderElect') ?? false,
+        leaseDurationMs: resolver.get('leaseDuration') ?? 15_000,
+        operatorNamespace: resolver.get('operatorNamespace'),
+        healthAddr: resolver.get('healthAddr'),
+        insecureHttp,
+        timeoutMs,
+        log: base.log,
+        configFile,
+      };
+      break;
+    }
   }
   problems.throwIfAny(command);
   if (config === undefined)
-    throw new PhaseError(ErrorCode.CONFIG, `Invalid configuration for phasekit ${command}`);
+    throw new PhaseError(ErrorCode.CONFIG, `Invalid configuration for phasekit ${commandName(command)}`);
   return deepFreeze(config);
 }
 

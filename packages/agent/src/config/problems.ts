@@ -1,5 +1,5 @@
 // Collecting configuration problems: each names its flag, env var or YAML key, never the value.
-import { isCommand } from './types.js';
+import { commandName, isCommand } from './types.js';
 import { SETTINGS } from './settings.js';
 import type { Raw, SettingKey, SettingSpec } from './settings.js';
 import { ErrorCode, PhaseError } from '@phasekit/sdk';
@@ -35,7 +35,7 @@ export class Problems {
   throwIfAny(command: string): void {
     if (this.lines.length === 0) return;
     const count = this.lines.length === 1 ? '1 problem' : `${this.lines.length} problems`;
-    const where = isCommand(command) ? `phasekit ${command}` : 'phasekit';
+    const where = isCommand(command) ? `phasekit ${commandName(command)}` : 'phasekit';
     throw new PhaseError(
       ErrorCode.CONFIG,
       [`Invalid configuration for ${where} (${count}):`, ...this.lines.map((line) => `  - ${line}`)].join(

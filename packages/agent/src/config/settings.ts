@@ -21,6 +21,8 @@ import {
   tryParseSignal,
 } from '../parse.js';
 import type { HttpUrl, ListenAddress, OnChange, Parsed } from '../parse.js';
+import { NAME_TRANSFORMERS } from '../k8s/transform.js';
+import type { NameTransformer } from '../k8s/transform.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // The settings table
@@ -61,6 +63,19 @@ export interface Settings {
   logLevel: LogLevel;
   logFormat: LogFormat;
   onChange: OnChange;
+  kubeconfig: string;
+  secret: string;
+  namespace: string;
+  secretType: string;
+  labels: readonly (readonly [string, string])[];
+  annotations: readonly (readonly [string, string])[];
+  nameTransformer: NameTransformer;
+  adopt: boolean;
+  watch: boolean;
+  allowNamespaces: readonly string[];
+  leaderElect: boolean;
+  leaseDuration: number;
+  operatorNamespace: string;
 }
 
 export type SettingKey = keyof Settings;
@@ -145,7 +160,41 @@ function tryParseOutDir(input: string): Parsed<string> {
   return normal === '/' || normal === '.' ? bad('a dedicated directory, not / or .') : ok(value);
 }
 
+/** A DNS-1123 label: a namespace name. */
+function tryParseDnsLabel(input: string): Parsed<string> {
+  const value = input.trim();
+  return /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(value)
+    ? ok(value)
+    : bad('a lower-case DNS label such as my-namespace');
+}
+
+/** A DNS-1123 subdomain: a Secret name. */
+function tryParseDnsName(input: string): Parsed<string> {
+  const value = input.trim();
+  return value.length <= 253 &&
+    /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(value)
+    ? ok(value)
+    : bad('a lower-case DNS name such as app-secrets');
+}
+
+/** `key=value` of a label or annotation; the key as Kubernetes qualifies it (an optional prefix/ and a name). */
+function tryParseMetadataPair(input: string): Parsed<readonly [string, string]> {
+  const equals = input.indexOf('=');
+  const key = equals === -1 ? '' : input.slice(0, equals).trim();
+  const value = equals === -1 ? '' : input.slice(equals + 1).trim();
+  const name = key.includes('/') ? key.slice(key.indexOf('/') + 1) : key;
+  const prefix = key.includes('/') ? key.slice(0, key.indexOf('/')) : undefined;
+  const validName = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/.test(name);
+  const validPrefix = prefix === undefined || tryParseDnsName(prefix).ok;
+  return equals > 0 && validName && validPrefix
+    ? ok([key, value] as const)
+    : bad('key=value, such as team=payments');
+}
+
 const ALL = COMMANDS;
+/** The commands that read one Phase environment named on the command line (the operator reads PhaseSecrets). */
+const SOURCE: readonly Command[] = ['once', 'sidecar', 'run', 'export', 'k8s-sync'];
+const K8S: readonly Command[] = ['k8s-sync', 'operator'];
 const SNAPSHOT: readonly Command[] = ['once', 'sidecar'];
 const SIDECAR: readonly Command[] = ['sidecar'];
 
@@ -168,7 +217,7 @@ export const SETTINGS: SettingTable = Object.freeze({
     flag: '--token-file',
     env: 'PHASE_TOKEN_FILE',
     file: 'tokenFile',
-    commands: ALL,
+    commands: SOURCE,
     placeholder: '<file>',
     help: 'read the service token from this file (re-read when it changes) instead of PHASE_SERVICE_TOKEN',
     parse: text('a file path'),
@@ -178,7 +227,7 @@ export const SETTINGS: SettingTable = Object.freeze({
     flag: '--host',
     env: 'PHASE_HOST',
     file: 'host',
-    commands: ALL,
+    commands: SOURCE,
     placeholder: '<url>',
     help: 'Phase console origin; http:// only for loopback hosts unless --insecure-http',
     default: DEFAULTS.host,
@@ -198,7 +247,7 @@ export const SETTINGS: SettingTable = Object.freeze({
     flag: '--app',
     env: 'PHASE_APP',
     file: 'app',
-    commands: ALL,
+    commands: SOURCE,
     perOutput: true,
     placeholder: '<name>',
     help: 'app by exact name (this or --app-id is required)',
@@ -209,7 +258,7 @@ export const SETTINGS: SettingTable = Object.freeze({
     flag: '--app-id',
     env: 'PHASE_APP_ID',
     file: 'appId',
-    commands: ALL,
+    commands: SOURCE,
     perOutput: true,
     placeholder: '<id>',
     help: 'app by id',
@@ -220,7 +269,7 @@ export const SETTINGS: SettingTable = Object.freeze({
     flag: '--env',
     env: 'PHASE_ENV',
     file: 'env',
-    commands: ALL,
+    commands: SOURCE,
     perOutput: true,
     placeholder: '<name>',
     help: 'environment by exact name, case-insensitive (required)',
@@ -231,7 +280,7 @@ export const SETTINGS: SettingTable = Object.freeze({
     flag: '--path',
     env: 'PHASE_PATH',
     file: 'path',
-    commands: ALL,
+    commands: SOURCE,
     perOutput: true,
     placeholder: '<folder>',
     help: 'folder to read',
@@ -242,7 +291,7 @@ export const SETTINGS: SettingTable = Object.freeze({
     kind: 'boolean',
     flag: '--recursive',
     file: 'recursive',
-    commands: ALL,
+    commands: SOURCE,
     perOutput: true,
     help: 'include the sub-folders of --path',
     default: 'false',
@@ -253,7 +302,7 @@ export const SETTINGS: SettingTable = Object.freeze({
     flag: '--tags',
     env: 'PHASE_TAGS',
     file: 'tags',
-    commands: ALL,
+    commands: SOURCE,
     perOutput: true,
     placeholder: '<list>',
     help: 'only secrets with at least one of these tags (comma list)',
@@ -263,7 +312,7 @@ export const SETTINGS: SettingTable = Object.freeze({
     kind: 'list',
     flag: '--keys',
     file: 'keys',
-    commands: ALL,
+    commands: SOURCE,
     perOutput: true,
     placeholder: '<list>',
     help: 'only these keys (comma list, case-insensitive)',
@@ -332,7 +381,7 @@ export const SETTINGS: SettingTable = Object.freeze({
     flag: '--interval',
     env: 'PHASE_POLL_INTERVAL',
     file: 'interval',
-    commands: ['sidecar', 'run'],
+    commands: ['sidecar', 'run', 'k8s-sync'],
     placeholder: '<duration>',
     help: 'how often to poll Phase for changes',
     default: formatDuration(DEFAULTS.intervalMs),
@@ -363,7 +412,7 @@ export const SETTINGS: SettingTable = Object.freeze({
     kind: 'boolean',
     flag: '--allow-empty',
     file: 'allowEmpty',
-    commands: ALL,
+    commands: SOURCE,
     help: 'accept an empty secret set instead of refusing it (exit 7)',
     default: 'false',
     parse: boolean,
@@ -457,7 +506,7 @@ export const SETTINGS: SettingTable = Object.freeze({
     flag: '--health-addr',
     env: 'PHASE_HEALTH_ADDR',
     file: 'healthAddr',
-    commands: SIDECAR,
+    commands: ['sidecar', 'operator'],
     placeholder: '<host:port>',
     help: 'serve /healthz, /readyz and /metrics here (:8080 means all interfaces); off when unset',
     parse: scalar(tryParseListenAddress),
@@ -502,8 +551,135 @@ export const SETTINGS: SettingTable = Object.freeze({
     default: 'none',
     parse: scalar(tryParseOnChange),
   },
+  kubeconfig: {
+    kind: 'value',
+    flag: '--kubeconfig',
+    file: 'kubeconfig',
+    commands: K8S,
+    placeholder: '<file>',
+    help: 'kubeconfig to use; default KUBECONFIG, ~/.kube/config, then the pod service account',
+    parse: text('a file path'),
+  },
+  secret: {
+    kind: 'value',
+    flag: '--secret',
+    env: 'PHASE_K8S_SECRET',
+    file: 'secret',
+    commands: ['k8s-sync'],
+    placeholder: '<name>',
+    help: 'name of the managed Secret to write (required)',
+    parse: scalar(tryParseDnsName),
+  },
+  namespace: {
+    kind: 'value',
+    flag: '--namespace',
+    env: 'PHASE_K8S_NAMESPACE',
+    file: 'namespace',
+    commands: K8S,
+    placeholder: '<name>',
+    help: {
+      'k8s-sync': "namespace of the Secret; default the kubeconfig context's namespace, else default",
+      operator:
+        'watch PhaseSecrets in this namespace only (namespaced mode, with a Role); default all namespaces',
+    },
+    parse: scalar(tryParseDnsLabel),
+  },
+  secretType: {
+    kind: 'value',
+    flag: '--type',
+    file: 'type',
+    commands: ['k8s-sync'],
+    placeholder: '<type>',
+    help: 'type of the Secret, such as Opaque or kubernetes.io/tls',
+    default: 'Opaque',
+    parse: text('a Secret type'),
+  },
+  labels: {
+    kind: 'list',
+    flag: '--label',
+    file: 'labels',
+    commands: ['k8s-sync'],
+    placeholder: '<key=value>',
+    help: 'a label for the Secret (repeatable, or a comma list)',
+    parse: list(tryParseMetadataPair),
+  },
+  annotations: {
+    kind: 'list',
+    flag: '--annotation',
+    file: 'annotations',
+    commands: ['k8s-sync'],
+    placeholder: '<key=value>',
+    help: 'an annotation for the Secret (repeatable, or a comma list)',
+    parse: list(tryParseMetadataPair),
+  },
+  nameTransformer: {
+    kind: 'value',
+    flag: '--name-transformer',
+    file: 'nameTransformer',
+    commands: ['k8s-sync'],
+    placeholder: '<name>',
+    help: `how Phase keys become Secret keys, as in Phase's operator: ${NAME_TRANSFORMERS.join(', ')}`,
+    default: 'upper_snake',
+    parse: scalar((input) => tryParseChoice(input, NAME_TRANSFORMERS)),
+  },
+  adopt: {
+    kind: 'boolean',
+    flag: '--adopt',
+    file: 'adopt',
+    commands: ['k8s-sync'],
+    help: 'take over an existing Secret of that name that phasekit does not manage (refused otherwise, exit 7)',
+    default: 'false',
+    parse: boolean,
+  },
+  watch: {
+    kind: 'boolean',
+    flag: '--watch',
+    file: 'watch',
+    commands: ['k8s-sync'],
+    help: 'keep the Secret current, polling every --interval, instead of writing it once',
+    default: 'false',
+    parse: boolean,
+  },
+  allowNamespaces: {
+    kind: 'list',
+    flag: '--allow-namespaces',
+    file: 'allowNamespaces',
+    commands: ['operator'],
+    placeholder: '<list>',
+    help: 'namespaces a PhaseSecret may read its token from or write Secrets into besides its own (default: only its own)',
+    parse: list(tryParseDnsLabel),
+  },
+  leaderElect: {
+    kind: 'boolean',
+    flag: '--leader-elect',
+    env: 'PHASE_LEADER_ELECT',
+    file: 'leaderElect',
+    commands: ['operator'],
+    help: 'hold a coordination.k8s.io Lease so that only one replica writes (needed with more than one replica)',
+    default: 'false',
+    parse: boolean,
+  },
+  leaseDuration: {
+    kind: 'value',
+    flag: '--lease-duration',
+    file: 'leaseDuration',
+    commands: ['operator'],
+    placeholder: '<duration>',
+    help: 'with --leader-elect: how long a Lease not renewed stays held (renewed every third of it)',
+    default: '15s',
+    parse: duration(3_000),
+  },
+  operatorNamespace: {
+    kind: 'value',
+    flag: '--operator-namespace',
+    env: 'PHASE_OPERATOR_NAMESPACE',
+    file: 'operatorNamespace',
+    commands: ['operator'],
+    placeholder: '<name>',
+    help: "where the operator keeps its Lease and HMAC key; default the pod's own namespace, else default",
+    parse: scalar(tryParseDnsLabel),
+  },
 });
-
 // ---------------------------------------------------------------------------------------------------------------
 // Usage
 
@@ -525,6 +701,15 @@ const COMMAND_SUMMARY: Record<Command, { usage: string; summary: string }> = {
   export: {
     usage: 'phasekit export [options]',
     summary: 'Print the secrets to stdout in one format.',
+  },
+  'k8s-sync': {
+    usage: 'phasekit k8s sync [options]',
+    summary: 'Write one managed Kubernetes Secret from a Phase environment, once or with --watch.',
+  },
+  operator: {
+    usage: 'phasekit operator [options]',
+    summary:
+      "Reconcile PhaseSecret resources (secrets.phase.dev/v1alpha1, the spec of Phase's operator) into managed Secrets.",
   },
 };
 

@@ -8,10 +8,15 @@ export type { ListenAddress, OnChange } from '../parse.js';
 // ---------------------------------------------------------------------------------------------------------------
 // Vocabulary
 
-/** The commands this loader configures. `k8s sync` and `operator` will join this list. */
-export const COMMANDS = ['once', 'sidecar', 'run', 'export'] as const;
+/** The commands this loader configures; `k8s-sync` is `phasekit k8s sync` on the command line. */
+export const COMMANDS = ['once', 'sidecar', 'run', 'export', 'k8s-sync', 'operator'] as const;
 /** A `phasekit` command. */
 export type Command = (typeof COMMANDS)[number];
+
+/** How a command is typed: `k8s sync` for `k8s-sync`. */
+export function commandName(command: Command): string {
+  return command === 'k8s-sync' ? 'k8s sync' : command;
+}
 
 /** True when `value` names a {@link Command}. */
 export function isCommand(value: string): value is Command {
@@ -167,7 +172,52 @@ export interface ExportConfig extends BaseConfig {
   readonly format: OutputFormat;
 }
 
+/** `phasekit k8s sync`: one managed Secret from one Phase environment. */
+export interface K8sSyncConfig extends BaseConfig {
+  readonly command: 'k8s-sync';
+  readonly source: SourceQuery;
+  /** The kubeconfig file; undefined means KUBECONFIG, ~/.kube/config, then in-cluster. */
+  readonly kubeconfig: string | undefined;
+  readonly secret: {
+    readonly name: string;
+    /** Undefined means the kubeconfig context's namespace, else `default`. */
+    readonly namespace: string | undefined;
+    readonly type: string;
+    readonly labels: Readonly<Record<string, string>>;
+    readonly annotations: Readonly<Record<string, string>>;
+    readonly nameTransformer: string;
+  };
+  /** Take over an existing Secret of that name that phasekit does not manage. */
+  readonly adopt: boolean;
+  /** Keep the Secret current instead of writing it once. */
+  readonly watch: boolean;
+  /** @unit ms */
+  readonly intervalMs: number;
+}
+
+/** `phasekit operator`: reconcile PhaseSecrets. */
+export interface OperatorConfig {
+  readonly command: 'operator';
+  readonly kubeconfig: string | undefined;
+  /** Watch this namespace only (namespaced mode); undefined means every namespace. */
+  readonly namespace: string | undefined;
+  /** Namespaces a PhaseSecret may use for its token or its Secrets besides its own. */
+  readonly allowNamespaces: readonly string[];
+  readonly leaderElect: boolean;
+  /** @unit ms */
+  readonly leaseDurationMs: number;
+  /** Where the Lease and the HMAC key live; undefined means the pod's namespace, else `default`. */
+  readonly operatorNamespace: string | undefined;
+  readonly healthAddr: ListenAddress | undefined;
+  readonly insecureHttp: boolean;
+  /** Deadline of each Phase sync, retries included. @unit ms */
+  readonly timeoutMs: number;
+  readonly log: LogConfig;
+  readonly configFile: string | undefined;
+}
+
 /** The loaded configuration, one shape per command; narrow on `command`. */
-export type AgentConfig = OnceConfig | SidecarConfig | RunConfig | ExportConfig;
+export type AgentConfig =
+  OnceConfig | SidecarConfig | RunConfig | ExportConfig | K8sSyncConfig | OperatorConfig;
 /** The configuration of one command. */
 export type ConfigFor<C extends Command> = Extract<AgentConfig, { readonly command: C }>;

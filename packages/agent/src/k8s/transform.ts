@@ -52,6 +52,7 @@ export function transformName(key: string, transformer: string | undefined): str
       return `TF_VAR_${words().join('_')}`;
     case 'lower-kebab':
       return words().join('-');
+    case undefined:
     default:
       return key;
   }

@@ -255,7 +255,18 @@ export async function startControlPlane({ readyTimeoutMs = 90_000, detached = fa
   );
   const pids = procs.map((p) => p.pid);
   const stop = () => stopPids(pids, dir);
-  return { kubeconfig: config, server, dir, pids, stop };
+  // For tests: nothing of the plane is kept, so no graceful shutdown is needed.
+  const kill = () => {
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { kubeconfig: config, server, dir, pids, stop, kill };
 }
 
 /** SIGTERM to each pid (the controller manager and apiserver before etcd), SIGKILL after 20 s; then removes `dir`. */

@@ -96,10 +96,10 @@ describe('secret data', () => {
       ],
       { processors: { CERT: { type: 'base64' }, CASED: { type: 'Base64' } } },
     );
-    expect(data.PLAIN).toEqual(Buffer.from('héllo', 'utf8'));
-    expect(data.CERT).toEqual(Buffer.from('binary\x00bytes'));
+    expect(data['PLAIN']).toEqual(Buffer.from('héllo', 'utf8'));
+    expect(data['CERT']).toEqual(Buffer.from('binary\x00bytes'));
     // Only `base64` exactly decodes; `Base64` is plain, as in Phase's operator.
-    expect(data.CASED).toEqual(Buffer.from('aGk=', 'utf8'));
+    expect(data['CASED']).toEqual(Buffer.from('aGk=', 'utf8'));
   });
 
   it('refuses a base64 processor on a value that is not base64, naming the key and not the value', () => {
@@ -122,7 +122,7 @@ describe('secret data', () => {
       { nameTransformer: 'lower-snake' },
     );
     // Sorted: DB_URL, DB__URL, DB_url → db_url, db__url, db_url.
-    expect(data.db_url).toEqual(Buffer.from('first'));
+    expect(data['db_url']).toEqual(Buffer.from('first'));
     expect(collisions).toEqual([{ output: 'db_url', winner: 'DB_url', loser: 'DB_URL' }]);
   });
 
