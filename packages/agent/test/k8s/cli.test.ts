@@ -1,0 +1,230 @@
+// The built CLI against a real kube-apiserver: `phasekit k8s sync` (once and --watch; create, in-place update, no
+// write when unchanged, refusal of an unmanaged Secret, --adopt, exit codes) and `phasekit operator` as processes
+// (two replicas with leader election: only the Lease holder writes, and a killed holder is replaced in time).
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parse, stringify } from 'yaml';
+import type * as k8s from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { statusOf } from '../../src/k8s/kube.js';
+import { killAll, spawnCli, runCli } from '../helpers/cli.js';
+import {
+  CANARY,
+  itLeaksNothing,
+  startSeeded,
+  tokenNeedles,
+  setMarker,
+  APP,
+  ENV,
+} from '../helpers/fixture.js';
+import type { Emulator } from '@phasekit/emulator';
+import { eventually, useCluster } from './cluster.js';
+
+const cluster = useCluster();
+let emu: Emulator;
+const needles: string[] = [CANARY];
+const NS = 'team';
+
+async function readSecret(name: string, namespace = NS): Promise<k8s.V1Secret | undefined> {
+  try {
+    return await cluster.kube.core.readNamespacedSecret({ name, namespace });
+  } catch (error) {
+    if (statusOf(error) === 404) return undefined;
+    throw error;
+  }
+}
+const decoded = (secret: k8s.V1Secret | undefined) =>
+  Object.fromEntries(
+    Object.entries(secret?.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
+  );
+
+const sync = (extra: string[]) => [
+  'k8s',
+  'sync',
+  '--kubeconfig',
+  cluster.plane.kubeconfig,
+  '--host',
+  emu.url,
+  '--app',
+  APP,
+  '--env',
+  ENV,
+  '--namespace',
+  NS,
+  ...extra,
+];
+const opts = () => ({ token: emu.tokens.serviceAccount });
+
+beforeAll(async () => {
+  emu = await startSeeded();
+  needles.push(...tokenNeedles(emu));
+  await cluster.namespace(NS);
+});
+afterAll(async () => {
+  await killAll();
+  await emu?.close();
+});
+
+describe('phasekit k8s sync', () => {
+  it('creates the managed Secret, then writes nothing while nothing changed, then updates it in place', async () => {
+    const first = await runCli(
+      sync(['--secret', 'app-env', '--label', 'team=payments', '--name-transformer', 'lower-kebab']),
+      opts(),
+    );
+    expect(first.code, first.stderr).toBe(0);
+    const created = await readSecret('app-env');
+    expect(decoded(created)).toMatchObject({ 'canary-secret': CANARY, k00: 'value-0:M0' });
+    expect(created?.metadata?.labels).toMatchObject({
+      'app.kubernetes.io/managed-by': 'phasekit',
+      team: 'payments',
+    });
+    expect(created?.metadata?.annotations?.['secrets.phasekit.dev/data-hmac']).toMatch(/^[0-9a-f]{64}$/);
+
+    const again = await runCli(
+      sync(['--secret', 'app-env', '--label', 'team=payments', '--name-transformer', 'lower-kebab']),
+      opts(),
+    );
+    expect(again.code, again.stderr).toBe(0);
+    expect((await readSecret('app-env'))?.metadata?.resourceVersion).toBe(created?.metadata?.resourceVersion);
+
+    setMarker(emu, 'M1');
+    const changed = await runCli(
+      sync(['--secret', 'app-env', '--label', 'team=payments', '--name-transformer', 'lower-kebab']),
+      opts(),
+    );
+    expect(changed.code, changed.stderr).toBe(0);
+    const updated = await readSecret('app-env');
+    expect(updated?.metadata?.uid).toBe(created?.metadata?.uid);
+    expect(decoded(updated)['k00']).toBe('value-0:M1');
+    expect(changed.logs.some((l) => l.msg === 'Secret updated')).toBe(true);
+  });
+
+  it('refuses an existing Secret it does not manage (exit 7, naming it) and takes it over with --adopt', async () => {
+    await cluster.kube.core.createNamespacedSecret({
+      namespace: NS,
+      body: { metadata: { name: 'theirs' }, stringData: { THEIRS: 'keep' } },
+    });
+    const refused = await runCli(sync(['--secret', 'theirs']), opts());
+    expect(refused.code).toBe(7);
+    expect(refused.stderr).toMatch(/Secret team\/theirs exists and is not managed by phasekit.*--adopt/);
+    expect(decoded(await readSecret('theirs'))).toEqual({ THEIRS: 'keep' });
+
+    const adopted = await runCli(sync(['--secret', 'theirs', '--adopt']), opts());
+    expect(adopted.code, adopted.stderr).toBe(0);
+    const secret = await readSecret('theirs');
+    expect(secret?.metadata?.labels?.['app.kubernetes.io/managed-by']).toBe('phasekit');
+    expect(decoded(secret)['CANARY_SECRET']).toBe(CANARY);
+    expect(decoded(secret)['THEIRS']).toBeUndefined();
+  });
+
+  it('exits 8 naming a namespace that does not exist, and 3 when Kubernetes refuses the credentials', async () => {
+    const missing = await runCli(
+      [...sync(['--secret', 'x']).slice(0, -2), '--namespace', 'no-such-namespace', '--secret', 'x'],
+      opts(),
+    );
+    expect(missing.code).toBe(8);
+    expect(missing.stderr).toMatch(/no-such-namespace/);
+
+    // The same cluster, with a bearer token the API server does not know.
+    const config = parse(readFileSync(cluster.plane.kubeconfig, 'utf8')) as {
+      users: { user: Record<string, unknown> }[];
+    };
+    for (const entry of config.users) entry.user = { token: 'not-a-known-token' };
+    const stranger = join(cluster.plane.dir, 'stranger.kubeconfig');
+    writeFileSync(stranger, stringify(config), { mode: 0o600 });
+    const args = sync(['--secret', 'x']);
+    args[args.indexOf('--kubeconfig') + 1] = stranger;
+    const refused = await runCli(args, opts());
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toMatch(/Unauthorized|forbidden/i);
+  });
+
+  it('--watch keeps the Secret current and repairs a deleted one, and stops on SIGTERM', async () => {
+    const proc = spawnCli(sync(['--secret', 'watched', '--watch', '--interval', '500ms']), opts());
+    await eventually(async () => readSecret('watched'), 'the first write');
+    setMarker(emu, 'M2');
+    await eventually(
+      async () => decoded(await readSecret('watched'))['K00'] === 'value-0:M2',
+      'the change',
+      10_000,
+    );
+    const uid = (await readSecret('watched'))?.metadata?.uid;
+    await cluster.kube.core.deleteNamespacedSecret({ name: 'watched', namespace: NS });
+    const recreated = await eventually(
+      async () => {
+        const s = await readSecret('watched');
+        return s !== undefined && s.metadata?.uid !== uid && s;
+      },
+      'the repaired Secret',
+      10_000,
+    );
+    expect(decoded(recreated)['K00']).toBe('value-0:M2');
+    const { code } = await proc.stop();
+    expect(code).toBe(0);
+  });
+});
+
+describe('phasekit operator, two replicas', () => {
+  it('only the Lease holder writes, and killing it hands over within the lease duration', async () => {
+    await cluster.kube.core.createNamespacedSecret({
+      namespace: NS,
+      body: { metadata: { name: 'phase-service-token' }, stringData: { token: emu.tokens.serviceAccount } },
+    });
+    const args = [
+      'operator',
+      '--kubeconfig',
+      cluster.plane.kubeconfig,
+      '--leader-elect',
+      '--lease-duration',
+      '3s',
+      '--operator-namespace',
+      NS,
+    ];
+    const a = spawnCli(args, { token: null });
+    await a.waitForMsg('became the leader', { timeoutMs: 15_000 });
+    const b = spawnCli(args, { token: null });
+    await sleep(1_500);
+    expect(b.logs.some((l) => l.msg === 'became the leader')).toBe(false);
+
+    await cluster.kube.custom.createNamespacedCustomObject({
+      group: 'secrets.phase.dev',
+      version: 'v1alpha1',
+      plural: 'phasesecrets',
+      namespace: NS,
+      body: {
+        apiVersion: 'secrets.phase.dev/v1alpha1',
+        kind: 'PhaseSecret',
+        metadata: { name: 'ha' },
+        spec: {
+          phaseApp: APP,
+          phaseAppEnv: ENV,
+          phaseHost: emu.url,
+          pollingInterval: 5,
+          managedSecretReferences: [{ secretName: 'ha-env' }],
+        },
+      },
+    });
+    await eventually(async () => readSecret('ha-env'), 'the Secret written by the leader');
+    expect(
+      a.logs.some((l) => l.msg === 'Secret created' || /created Secret team\/ha-env/.test(String(l.msg))),
+    ).toBe(true);
+    expect(b.logs.some((l) => /Secret team\/ha-env/.test(String(l.msg)))).toBe(false);
+
+    const killedAt = Date.now();
+    await a.kill9();
+    await b.waitForMsg('became the leader', { timeoutMs: 10_000 });
+    expect(Date.now() - killedAt).toBeLessThan(3_000 + 2_000);
+    // The new leader serves changes.
+    setMarker(emu, 'M3');
+    await eventually(
+      async () => decoded(await readSecret('ha-env'))['K00'] === 'value-0:M3',
+      'the change, by the new leader',
+      15_000,
+    );
+    const { code } = await b.stop();
+    expect(code).toBe(0);
+  }, 60_000);
+});
+
+itLeaksNothing(() => needles);
