@@ -23,7 +23,7 @@ const STATE = join(homedir(), '.cache', 'phasekit', 'k8s-plane.json');
 /** The binaries, built by testbin/build.sh into a cache keyed by version when missing. */
 export async function ensureBinaries() {
   const dir = process.env.PHASEKIT_K8S_BIN ?? join(homedir(), '.cache', 'phasekit', 'k8s-testbin', VERSION);
-  const names = ['etcd', 'kube-apiserver', 'kube-controller-manager'];
+  const names = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'helm'];
   if (!names.every((n) => existsSync(join(dir, n)))) {
     try {
       execFileSync('go', ['version'], { stdio: 'ignore' });

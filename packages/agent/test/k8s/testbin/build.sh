@@ -6,7 +6,7 @@
 #
 #   build.sh [OUT_DIR]     default: $PHASEKIT_K8S_BIN or ~/.cache/phasekit/k8s-testbin/v1.34.4
 #
-# Binaries are cached outside the repository, keyed by version, and built only when missing.
+# It also builds helm (helm.sh/helm/v4, about 3 minutes). Binaries are cached outside the repository, keyed by version, and built only when missing.
 set -euo pipefail
 cd "$(dirname "$0")"
 KV=v1.34.4
@@ -23,6 +23,14 @@ for cmd in kube-apiserver kube-controller-manager; do
     mv "$OUT/$cmd.tmp" "$OUT/$cmd"
   fi
 done
+# helm, to lint, template and install the operator's chart: no replace directives, so a plain `go install`.
+HELM=v4.3.2
+if [[ ! -x "$OUT/helm" ]]; then
+  echo "building helm $HELM into $OUT" >&2
+  (cd / && GOFLAGS= GOBIN="$OUT/.helm-tmp" go install -trimpath -ldflags "-s -w" "helm.sh/helm/v4/cmd/helm@$HELM")
+  mv "$OUT/.helm-tmp/helm" "$OUT/helm"
+  rmdir "$OUT/.helm-tmp"
+fi
 if [[ ! -x "$OUT/etcd" ]]; then
   echo "building etcd into $OUT" >&2
   go build -trimpath -ldflags "-s -w" -o "$OUT/etcd.tmp" go.etcd.io/etcd/server/v3
