@@ -139,7 +139,12 @@ async function execute(
     }
     case 'operator': {
       const { runOperatorCommand } = await import('./k8s/operator-command.js');
-      await runOperatorCommand(config, { logger, signal: controller.signal, clientOptions });
+      await runOperatorCommand(config, {
+        logger,
+        signal: controller.signal,
+        clientOptions,
+        runtime: runtimeStats,
+      });
       logger.info({}, 'stopped');
       return 0;
     }

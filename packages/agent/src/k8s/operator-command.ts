@@ -8,7 +8,7 @@ import type { OperatorConfig } from '../config/index.js';
 import { AgentError, AgentErrorCode } from '../errors.js';
 import { startHealthServer } from '../health.js';
 import type { Logger } from '../logger.js';
-import { createMetrics } from '../metrics.js';
+import { createMetrics, type RuntimeStats } from '../metrics.js';
 import { connect } from './kube.js';
 import { leadWhile } from './leader.js';
 import { loadHmacKey } from './managed-secret.js';
@@ -28,13 +28,15 @@ export interface OperatorCommandDeps {
   readonly logger: Logger;
   readonly signal: AbortSignal;
   readonly clientOptions?: Partial<PhaseClientOptions>;
+  /** Process figures for /metrics (the CLI passes them; the core never reads `process`). */
+  readonly runtime?: () => RuntimeStats;
 }
 
 /** Runs the operator until `signal` aborts (resolves) or leadership is lost (rejects). */
 export async function runOperatorCommand(config: OperatorConfig, deps: OperatorCommandDeps): Promise<void> {
   const kube = connect(config.kubeconfig);
   const operatorNamespace = config.operatorNamespace ?? podNamespace() ?? 'default';
-  const metrics = createMetrics();
+  const metrics = createMetrics(deps.runtime ? { runtime: deps.runtime } : {});
   const stop = new AbortController();
   const signal = AbortSignal.any([deps.signal, stop.signal]);
   let operator: Operator | undefined;

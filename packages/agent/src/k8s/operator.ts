@@ -540,14 +540,22 @@ export class Operator {
     return session;
   }
 
-  /** The token's apps, probed at most once per `maxAgeMs` (90% of it, so a PhaseSecret's own poll finds it due). */
+  /**
+   * The token's apps, probed at most once per `maxAgeMs` (90% of it, so a PhaseSecret's own poll finds it due).
+   * When a probe shows an environment changed, every PhaseSecret of the token is queued at once: without that, one
+   * that had just used the previous probe would wait almost two intervals to see the change.
+   */
   async #probe(session: TokenSession, maxAgeMs: number): Promise<AppInfo[]> {
     if (session.apps !== undefined && Date.now() - session.probedAt < maxAgeMs * 0.9) return session.apps;
     session.inflight ??= session.client
       .apps({ signal: AbortSignal.timeout(this.#o.timeoutMs ?? 60_000) })
       .then((apps) => {
+        const before = session.apps;
         session.apps = apps;
         session.probedAt = Date.now();
+        if (before !== undefined && stamp(before) !== stamp(apps)) {
+          for (const key of session.users) this.#queue.add(key);
+        }
         return apps;
       })
       .finally(() => {
@@ -820,6 +828,11 @@ export class Operator {
       retry: 'backoff',
     };
   }
+}
+
+/** Every environment's id and updatedAt, as one string to compare probes by. */
+function stamp(apps: readonly AppInfo[]): string {
+  return apps.map((a) => a.environments.map((e) => `${e.id}@${e.updatedAt}`).join(',')).join(';');
 }
 
 /** Names of the Secrets a pod spec uses: envFrom, env valueFrom, volumes and projected volumes, init containers too. */
