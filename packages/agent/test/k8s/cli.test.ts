@@ -8,7 +8,7 @@ import { parse, stringify } from 'yaml';
 import type * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { statusOf } from '../../src/k8s/kube.js';
-import { killAll, spawnCli, runCli } from '../helpers/cli.js';
+import { killAll, recordText, spawnCli, runCli } from '../helpers/cli.js';
 import {
   CANARY,
   itLeaksNothing,
@@ -173,6 +173,8 @@ describe('phasekit operator, two replicas', () => {
     });
     const args = [
       'operator',
+      '--health-addr',
+      '127.0.0.1:0',
       '--kubeconfig',
       cluster.plane.kubeconfig,
       '--leader-elect',
@@ -222,6 +224,14 @@ describe('phasekit operator, two replicas', () => {
       'the change, by the new leader',
       15_000,
     );
+    // Health and metrics, as the sidecar serves them.
+    const url = String((await b.waitForMsg('health server listening')).url);
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${url}/readyz`)).status).toBe(200);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    recordText('operator /metrics', metrics);
+    expect(metrics).toMatch(/phasekit_sync_total\{result="success"\} [1-9]/);
+    expect(metrics).toMatch(/phasekit_http_requests_total\{route="tokens",status="200"\}/);
     const { code } = await b.stop();
     expect(code).toBe(0);
   }, 60_000);

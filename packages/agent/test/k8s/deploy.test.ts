@@ -124,6 +124,7 @@ describe('the Helm chart', () => {
             securityContext: Record<string, unknown>;
             containers: {
               args: string[];
+              env: unknown[];
               securityContext: Record<string, unknown>;
               livenessProbe: unknown;
               readinessProbe: unknown;
@@ -143,6 +144,7 @@ describe('the Helm chart', () => {
       runAsNonRoot: true,
       seccompProfile: { type: 'RuntimeDefault' },
     });
+    expect(container.env).toContainEqual({ name: 'NODE_OPTIONS', value: '--max-old-space-size=96' });
     expect(container.livenessProbe).toBeDefined();
     expect(container.readinessProbe).toBeDefined();
     const two = (await render('phasekit-system', ['replicaCount=2'])).find(
@@ -204,44 +206,45 @@ describe('RBAC: what the operator needs and nothing more', () => {
 });
 
 describe("the operator under the chart's ServiceAccount", () => {
-  it('syncs a PhaseSecret with exactly the RBAC the chart grants (cluster scope)', async () => {
-    // RBAC from the 'cluster scope' test above; a token for the ServiceAccount, as a pod would get it.
+  /** A kubeconfig holding a token of the ServiceAccount, as a pod would get it. */
+  async function kubeconfigOf(namespace: string): Promise<string> {
     const token = await cluster.kube.core.createNamespacedServiceAccountToken({
       name: 'phasekit-operator',
-      namespace: 'phasekit-system',
+      namespace,
       body: { spec: { audiences: [], expirationSeconds: 3600 } },
     });
     const config = parse(readFileSync(cluster.plane.kubeconfig, 'utf8')) as {
       users: { user: Record<string, unknown> }[];
     };
     for (const entry of config.users) entry.user = { token: token.status?.token };
-    const kubeconfig = join(cluster.plane.dir, 'operator-sa.kubeconfig');
-    writeFileSync(kubeconfig, stringify(config), { mode: 0o600 });
+    const path = join(cluster.plane.dir, `operator-${namespace}.kubeconfig`);
+    writeFileSync(path, stringify(config), { mode: 0o600 });
+    return path;
+  }
 
+  async function syncsUnder(operatorArgs: string[], namespace: string): Promise<void> {
     const emu = await startSeeded();
     try {
       await cluster.kube.core.createNamespacedSecret({
-        namespace: 'apps',
+        namespace,
         body: { metadata: { name: 'phase-service-token' }, stringData: { token: emu.tokens.serviceAccount } },
       });
-      const operator = spawnCli(
-        ['operator', '--kubeconfig', kubeconfig, '--operator-namespace', 'phasekit-system'],
-        { token: null },
-      );
+      const operator = spawnCli(['operator', ...operatorArgs], { token: null });
+      const name = `under-rbac-${namespace}`;
       await cluster.kube.custom.createNamespacedCustomObject({
         group: 'secrets.phase.dev',
         version: 'v1alpha1',
         plural: 'phasesecrets',
-        namespace: 'apps',
+        namespace,
         body: {
           apiVersion: 'secrets.phase.dev/v1alpha1',
           kind: 'PhaseSecret',
-          metadata: { name: 'under-rbac' },
+          metadata: { name },
           spec: {
             phaseApp: APP,
             phaseAppEnv: ENV,
             phaseHost: emu.url,
-            managedSecretReferences: [{ secretName: 'under-rbac-env' }],
+            managedSecretReferences: [{ secretName: `${name}-env` }],
           },
         },
       });
@@ -250,16 +253,13 @@ describe("the operator under the chart's ServiceAccount", () => {
           group: 'secrets.phase.dev',
           version: 'v1alpha1',
           plural: 'phasesecrets',
-          namespace: 'apps',
-          name: 'under-rbac',
+          namespace,
+          name,
         })) as { status?: { conditions?: { type: string; status: string; message: string }[] } };
         return ps.status?.conditions?.find((c) => c.type === 'Ready');
       }, 'a Ready condition');
       expect(ready.status, ready.message).toBe('True');
-      const secret = await cluster.kube.core.readNamespacedSecret({
-        name: 'under-rbac-env',
-        namespace: 'apps',
-      });
+      const secret = await cluster.kube.core.readNamespacedSecret({ name: `${name}-env`, namespace });
       expect(Buffer.from(secret.data?.['CANARY_SECRET'] ?? '', 'base64').toString()).toBe(CANARY);
       expect(operator.logs.filter((l) => l.level === 'warn' || l.level === 'error')).toEqual([]);
       expect((await operator.stop()).code).toBe(0);
@@ -267,6 +267,21 @@ describe("the operator under the chart's ServiceAccount", () => {
       await killAll();
       await emu.close();
     }
+  }
+
+  it('syncs a PhaseSecret with exactly the RBAC the chart grants (cluster scope)', async () => {
+    // RBAC from the 'cluster scope' test above.
+    const kubeconfig = await kubeconfigOf('phasekit-system');
+    await syncsUnder(['--kubeconfig', kubeconfig, '--operator-namespace', 'phasekit-system'], 'apps');
+  });
+
+  it('syncs a PhaseSecret with exactly the RBAC the chart grants (namespaced scope)', async () => {
+    // RBAC from the 'namespaced scope' test above: a Role in team-a only.
+    const kubeconfig = await kubeconfigOf('team-a');
+    await syncsUnder(
+      ['--kubeconfig', kubeconfig, '--namespace', 'team-a', '--operator-namespace', 'team-a'],
+      'team-a',
+    );
   });
 });
 

@@ -380,6 +380,34 @@ describe('drift', () => {
   });
 });
 
+describe('deletion policy', () => {
+  it('keeps the managed Secrets when the PhaseSecret goes (the default, as Phase operator does)', async () => {
+    await phaseSecret('kept', baseSpec('kept-env'));
+    const secret = await eventually(async () => readSecret('kept-env'), 'the Secret');
+    expect(secret.metadata?.ownerReferences ?? []).toEqual([]);
+    await cluster.kube.custom.deleteNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'kept' });
+    await sleep(2_000);
+    expect((await readSecret('kept-env'))?.metadata?.uid).toBe(secret.metadata?.uid);
+  });
+
+  it('with deletion-policy delete, the Secrets are owned by the PhaseSecret and garbage-collected with it', async () => {
+    await cluster.kube.custom.createNamespacedCustomObject({
+      ...GROUP,
+      namespace: NS,
+      body: {
+        apiVersion: 'secrets.phase.dev/v1alpha1',
+        kind: 'PhaseSecret',
+        metadata: { name: 'owned', annotations: { 'secrets.phasekit.dev/deletion-policy': 'delete' } },
+        spec: baseSpec('owned-env'),
+      },
+    });
+    const secret = await eventually(async () => readSecret('owned-env'), 'the Secret');
+    expect(secret.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'PhaseSecret', name: 'owned' });
+    await cluster.kube.custom.deleteNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'owned' });
+    await eventually(async () => (await readSecret('owned-env')) === undefined, 'garbage collection', 60_000);
+  }, 90_000);
+});
+
 describe('Phase failures', () => {
   it('Phase down or a 429 storm leaves every Secret untouched, says so in status and Events, and recovers', async () => {
     await phaseSecret('outage', baseSpec('outage-env'));
