@@ -5,7 +5,7 @@
 //   PHASEKIT_BENCH_SOAK_S   soak length in seconds (default 300)
 //   PHASEKIT_BENCH_CHANGES  changes per propagation run (default 50)
 //   PHASEKIT_BENCH_ROUNDS   rounds of the cold-read and cold-start comparisons (default 15 and 20)
-//   PHASEKIT_BENCH_ONLY     comma list of items to run (1..6), for development; the doc then says which ran
+//   PHASEKIT_BENCH_ONLY     comma list of items to run (1..7), for development; the doc then says which ran
 import {
   copyFileSync,
   cpSync,
@@ -27,6 +27,7 @@ import { machineInfo, versions } from './lib/machine.mjs';
 import { cpuMsOf, lastJson, rssKiB, runNode, sleep, startNode } from './lib/proc.mjs';
 import { shuffled, slope, summarize } from './lib/stats.mjs';
 import { renderDoc } from './lib/report.mjs';
+import { operatorItem } from './operator.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BENCH = join(ROOT, 'bench');
@@ -111,6 +112,14 @@ try {
   if (want(4)) results.items.coldStart = await coldStart();
   if (want(5)) results.items.soak = await soak();
   if (want(6)) results.items.propagation = await propagation();
+  if (want(7))
+    results.items.operator = await operatorItem({
+      cli: CLI,
+      crdFile: join(ROOT, 'deploy', 'crds', 'phasesecrets.secrets.phase.dev.yaml'),
+      chartValues: join(ROOT, 'deploy', 'helm', 'phasekit-operator', 'values.yaml'),
+      tlsDir: TLS_DIR,
+      log,
+    });
 } finally {
   await emu.close();
   rmSync(work, { recursive: true, force: true });
