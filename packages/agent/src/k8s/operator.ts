@@ -22,6 +22,7 @@ import {
   VERSION,
   matchApp,
   matchEnv,
+  matchesTag,
   parseSpec,
   type Match,
   type PhaseSecretObject,
@@ -345,17 +346,14 @@ export class Operator {
     if (unchanged) return false;
 
     const deadline = AbortSignal.timeout(this.#o.timeoutMs ?? 60_000);
-    const secrets = toEntries(
-      await session.client.getSecrets(
-        {
-          appId: app.value.id,
-          env: env.value.name,
-          path: spec.phaseAppEnvPath,
-          ...(spec.phaseAppEnvTag === undefined ? {} : { tags: [spec.phaseAppEnvTag] }),
-        },
-        { signal: deadline },
-      ),
+    // The tag filter is applied here, after references resolved against the whole folder, with Phase's operator's
+    // partial match (the SDK's `tags` option matches names exactly).
+    const fetched = await session.client.getSecrets(
+      { appId: app.value.id, env: env.value.name, path: spec.phaseAppEnvPath },
+      { signal: deadline },
     );
+    const tag = spec.phaseAppEnvTag;
+    const secrets = toEntries(tag === undefined ? fetched : fetched.filter((s) => matchesTag(s.tags, tag)));
     const owner: k8s.V1OwnerReference = {
       apiVersion: `${GROUP}/${VERSION}`,
       kind: KIND,

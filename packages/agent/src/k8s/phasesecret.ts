@@ -191,3 +191,15 @@ export function matchApp(apps: readonly AppInfo[], spec: PhaseSecretSpec): Match
 export function matchEnv(app: AppInfo, spec: PhaseSecretSpec): Match<EnvironmentInfo> {
   return matchByName(app.environments, spec.phaseAppEnv);
 }
+
+/** Phase's tag normalisation: `_` as a space, lower case. */
+const normaliseTag = (tag: string) => tag.replaceAll('_', ' ').toLowerCase();
+
+/**
+ * `phaseAppEnvTag` as Phase's operator applies it (its SDK's `tag_matches`): a secret matches when one of its tags,
+ * normalised, contains the wanted tag, normalised (`prod` matches `Production_DB`).
+ */
+export function matchesTag(tags: readonly string[], wanted: string): boolean {
+  const needle = normaliseTag(wanted);
+  return tags.some((tag) => normaliseTag(tag).includes(needle));
+}

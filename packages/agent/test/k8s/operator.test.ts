@@ -93,6 +93,7 @@ beforeAll(async () => {
                 { key: 'DATABASE_URL', value: 'postgres://db/shop' },
                 { key: 'API_KEY', value: CANARY },
                 { key: 'TLS_CERT', value: Buffer.from('cert-bytes').toString('base64') },
+                { key: 'TAGGED', value: 'tagged-value', tags: ['Backend_Only'] },
               ],
             },
             { name: 'Development', secrets: [{ key: 'DATABASE_URL', value: 'postgres://dev' }] },
@@ -166,6 +167,7 @@ describe('a PhaseSecret as in Phase operator README', () => {
       'database-url': 'postgres://db/shop',
       'api-key': CANARY,
       'tls.crt': 'cert-bytes',
+      tagged: 'tagged-value',
     });
     expect(secret?.metadata?.labels).toMatchObject({
       'app.kubernetes.io/managed-by': 'phasekit',
@@ -190,6 +192,12 @@ describe('a PhaseSecret as in Phase operator README', () => {
     expect(events.items.map((e) => `${e.type}/${e.reason}: ${e.message}`)).toContainEqual(
       expect.stringMatching(/^Warning\/SubstringMatch: environment "dev" matched Development by substring/),
     );
+  });
+
+  it('phaseAppEnvTag keeps the secrets whose tags match partially, as Phase operator does', async () => {
+    await phaseSecret('by-tag', { ...baseSpec('tag-env'), phaseAppEnvTag: 'backend' });
+    await eventually(async () => (await ready('by-tag'))?.status === 'True', 'Ready=True');
+    expect(decoded(await readSecret('tag-env'))).toEqual({ TAGGED: 'tagged-value' });
   });
 
   it('refuses an ambiguous environment name, naming the candidates', async () => {
@@ -329,6 +337,7 @@ describe('changes', () => {
     expect(Object.keys(decoded(await readSecret('edited-env'))).sort()).toEqual([
       'apiKey',
       'databaseUrl',
+      'tagged',
       'tlsCert',
     ]);
     await eventually(async () => (await ready('edited'))?.observedGeneration === 2, 'observedGeneration 2');
