@@ -37,5 +37,5 @@ if [[ ! -x "$OUT/etcd" ]]; then
   mv "$OUT/etcd.tmp" "$OUT/etcd"
 fi
 "$OUT/kube-apiserver" --version >&2
-"$OUT/etcd" --version | head -1 >&2
+"$OUT/etcd" --version | sed -n 1p >&2  # sed reads to the end: head would close the pipe early and, with pipefail, fail the script on SIGPIPE
 echo "$OUT"
