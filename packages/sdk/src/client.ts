@@ -575,7 +575,8 @@ export class PhaseClient {
 
     let values = decrypted.map((d) => d.value);
     let dependencies = new Set<string>([env.id]);
-    if ((query.references ?? 'resolve') === 'resolve' && values.some((v) => v.includes('${'))) {
+    const mode = query.references ?? 'resolve';
+    if (mode !== 'keep' && values.some((v) => v.includes('${'))) {
       // What we fetched whole can answer references without another request.
       const known = new Map<string, RawValue[]>();
       if (!wantedKeys && !tags) {
@@ -591,6 +592,7 @@ export class PhaseClient {
         { appId: app.id, envId: env.id, path },
         this.#resolverHost(call),
         known,
+        mode === 'available' ? 'keep' : 'fail',
       );
       values = result.values;
       dependencies = result.dependencies;

@@ -62,10 +62,13 @@ export interface SecretsQuery {
   /** Only these keys (case-insensitive; stored keys are uppercase). */
   readonly keys?: readonly string[];
   /**
-   * `resolve` replaces `${...}` references with their values; `keep` leaves them literally.
+   * `resolve` replaces `${...}` references with their values, and a reference to a key that does not exist (or an
+   * app or environment the token cannot reach) is a `REFERENCE` error. `available` resolves what it can and leaves
+   * such references literally, as Phase's operator does with `onSecretReferenceError: Warn`. `keep` leaves every
+   * reference literally. A cycle is an error in both resolving modes.
    * @default 'resolve'
    */
-  readonly references?: 'resolve' | 'keep';
+  readonly references?: 'resolve' | 'available' | 'keep';
   /**
    * Decrypt comments too (they are skipped by default to save work).
    * @default false

@@ -49,6 +49,7 @@ const seed: Seed = {
             { key: 'B', value: 'b-${A}' },
             { key: 'MISSING', value: 'x ${NOPE} y' },
             { key: 'PLAIN', value: 'plain' },
+            { key: 'MIXED', value: '${PLAIN} and ${NOPE} and ${Nowhere.KEY}' },
           ],
         },
       ],
@@ -326,6 +327,25 @@ describe('references', () => {
       code: 'REFERENCE',
       message: 'secret MISSING references ${NOPE}, but NOPE does not exist in refs/Development at path /',
     });
+  });
+
+  it("with references: 'available', resolves what exists and keeps the rest literally; a cycle still fails", async () => {
+    const c = client();
+    const secrets = await c.getSecrets({
+      app: 'refs',
+      env: 'Development',
+      keys: ['MISSING', 'MIXED', 'PLAIN'],
+      references: 'available',
+    });
+    expect(plain(secrets)).toEqual({
+      MISSING: 'x ${NOPE} y',
+      MIXED: 'plain and ${NOPE} and ${Nowhere.KEY}',
+      PLAIN: 'plain',
+    });
+    const cycle = await c
+      .getSecrets({ app: 'refs', env: 'Development', keys: ['A', 'B'], references: 'available' })
+      .catch((e: unknown) => e);
+    expect(cycle).toMatchObject({ code: 'REFERENCE', reason: 'cycle' });
   });
 
   it("keeps references literally with references: 'keep'", async () => {

@@ -85,6 +85,8 @@ export async function resolveReferences(
   origin: { appId: string; envId: string; path: string },
   host: ResolverHost,
   known: ReadonlyMap<string, readonly RawValue[]>,
+  /** `keep`: a reference to a missing or unreachable key stays literally in the value instead of failing. */
+  onMissing: 'fail' | 'keep' = 'fail',
 ): Promise<{ values: string[]; dependencies: Set<string> }> {
   const folders = new Map<string, Promise<Map<string, string>>>();
   for (const [id, list] of known) folders.set(id, Promise.resolve(toMap(list)));
@@ -112,7 +114,13 @@ export async function resolveReferences(
     if (refs.length === 0) return value;
     const replacements = new Map<string, string>();
     for (const inner of new Set(refs)) {
-      const target = parseReference(inner, at, host, holder);
+      let target: RefTarget;
+      try {
+        target = parseReference(inner, at, host, holder);
+      } catch (error) {
+        if (onMissing === 'keep' && error instanceof PhaseError && error.reason === 'unreachable') continue;
+        throw error;
+      }
       dependencies.add(target.envId);
       const targetId = `${folderId(target.appId, target.envId, target.path)}#${target.key}`;
       if (chain.includes(targetId) || chain.length >= MAX_DEPTH) {
@@ -125,6 +133,7 @@ export async function resolveReferences(
       const values = await folder(target);
       const raw = values.get(target.key) ?? values.get(target.key.toUpperCase());
       if (raw === undefined) {
+        if (onMissing === 'keep') continue;
         throw new PhaseError(
           ErrorCode.REFERENCE,
           `secret ${holder} references \${${inner}}, but ${target.key} does not exist in ${host.describe(target.appId, target.envId)} at path ${target.path}`,
