@@ -348,10 +348,27 @@ export class Operator {
     const deadline = AbortSignal.timeout(this.#o.timeoutMs ?? 60_000);
     // The tag filter is applied here, after references resolved against the whole folder, with Phase's operator's
     // partial match (the SDK's `tags` option matches names exactly).
+    // onSecretReferenceError: Fail (the default) makes an unresolvable `${...}` a ReferenceResolutionFailed error;
+    // Warn syncs with it left literally, and says which keys hold one.
+    const warn = spec.onSecretReferenceError === 'Warn';
     const fetched = await session.client.getSecrets(
-      { appId: app.value.id, env: env.value.name, path: spec.phaseAppEnvPath },
+      {
+        appId: app.value.id,
+        env: env.value.name,
+        path: spec.phaseAppEnvPath,
+        references: warn ? 'available' : 'resolve',
+      },
       { signal: deadline },
     );
+    const unresolved = warn ? fetched.filter((s) => /\$\{[^}]+\}/.test(s.value)).map((s) => s.key) : [];
+    if (unresolved.length > 0) {
+      await this.#event(
+        obj,
+        'Warning',
+        'UnresolvedReferences',
+        `synced with unresolved \${...} references left literally in ${unresolved.join(', ')} (onSecretReferenceError: Warn)`,
+      );
+    }
     const tag = spec.phaseAppEnvTag;
     const secrets = toEntries(tag === undefined ? fetched : fetched.filter((s) => matchesTag(s.tags, tag)));
     const owner: k8s.V1OwnerReference = {

@@ -97,6 +97,13 @@ beforeAll(async () => {
               ],
             },
             { name: 'Development', secrets: [{ key: 'DATABASE_URL', value: 'postgres://dev' }] },
+            {
+              name: 'Staging',
+              secrets: [
+                { key: 'HOST', value: 'db.staging' },
+                { key: 'URL', value: 'postgres://${HOST}/${MISSING_KEY}' },
+              ],
+            },
           ],
         },
       ],
@@ -198,6 +205,35 @@ describe('a PhaseSecret as in Phase operator README', () => {
     await phaseSecret('by-tag', { ...baseSpec('tag-env'), phaseAppEnvTag: 'backend' });
     await eventually(async () => (await ready('by-tag'))?.status === 'True', 'Ready=True');
     expect(decoded(await readSecret('tag-env'))).toEqual({ TAGGED: 'tagged-value' });
+  });
+
+  it('onSecretReferenceError: Fail (the default) stops at an unresolvable reference; Warn syncs and says where', async () => {
+    await phaseSecret('refs-fail', { ...baseSpec('refs-fail-env'), phaseAppEnv: 'Staging' });
+    const failed = await eventually(
+      async () => (await ready('refs-fail'))?.status === 'False' && ready('refs-fail'),
+      'Ready=False',
+    );
+    expect(failed).toMatchObject({ reason: 'ReferenceResolutionFailed' });
+    expect(failed?.message).toMatch(/MISSING_KEY/);
+    expect(await readSecret('refs-fail-env')).toBeUndefined();
+
+    await phaseSecret('refs-warn', {
+      ...baseSpec('refs-warn-env'),
+      phaseAppEnv: 'Staging',
+      onSecretReferenceError: 'Warn',
+    });
+    await eventually(async () => (await ready('refs-warn'))?.status === 'True', 'Ready=True');
+    expect(decoded(await readSecret('refs-warn-env'))).toEqual({
+      HOST: 'db.staging',
+      URL: 'postgres://db.staging/${MISSING_KEY}',
+    });
+    const events = await cluster.kube.core.listNamespacedEvent({
+      namespace: NS,
+      fieldSelector: 'involvedObject.name=refs-warn',
+    });
+    expect(events.items.map((e) => `${e.type}/${e.reason}: ${e.message}`)).toContainEqual(
+      expect.stringMatching(/^Warning\/UnresolvedReferences: .* in URL /),
+    );
   });
 
   it('refuses an ambiguous environment name, naming the candidates', async () => {
@@ -483,8 +519,11 @@ describe('scale and isolation', () => {
       '200 managed Secrets',
       60_000,
     );
-    // A PhaseSecret whose write keeps failing fetches again at every retry: take the one left by the drift test away.
-    await cluster.kube.custom.deleteNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'clash' });
+    // A PhaseSecret whose sync keeps failing fetches again at every retry (a fix may come from another environment
+    // than its own): take away the ones earlier tests left failing on purpose.
+    for (const name of ['clash', 'refs-fail']) {
+      await cluster.kube.custom.deleteNamespacedCustomObject({ ...GROUP, namespace: NS, name });
+    }
     // Steady state: count Phase calls over 3 of these PhaseSecrets' intervals (2 s each here). The file's other
     // PhaseSecrets poll every second, with the same token: still one probe per second at most.
     await sleep(2_000);
