@@ -13,6 +13,7 @@ import { toEntries } from '../sync.js';
 import { kubeError, statusOf, type Kube } from './kube.js';
 import { MANAGED_BY, MANAGED_BY_LABEL, applySecret } from './managed-secret.js';
 import {
+  DEFAULT_INTERVAL_S,
   DELETION_POLICY_ANNOTATION,
   GROUP,
   KIND,
@@ -270,19 +271,17 @@ export class Operator {
       this.#states.set(key, state);
     }
     const start = performance.now();
-    const intervalMs = () => {
-      const parsed = parseSpec(obj.spec, namespace);
-      return (parsed.ok ? parsed.spec.pollingIntervalS : 60) * 1000 * (this.#o.intervalScale ?? 1);
-    };
+    const parsed = parseSpec(obj.spec, namespace);
+    const intervalMs =
+      (parsed.ok ? parsed.spec.pollingIntervalS : DEFAULT_INTERVAL_S) * 1000 * (this.#o.intervalScale ?? 1);
     try {
-      const parsed = parseSpec(obj.spec, namespace);
       if (!parsed.ok) throw new ReconcileError('InvalidSpec', parsed.problems.join('; '), 'never');
       const spec = parsed.spec;
       this.#checkNamespaces(spec, namespace);
-      const wrote = await this.#sync(key, obj, spec, state, generation);
+      const wrote = await this.#sync(key, obj, spec, state, generation, intervalMs);
       this.#failures.delete(key);
       this.#o.metrics?.syncResult(wrote ? 'success' : 'unchanged', (performance.now() - start) / 1000);
-      this.#queue.addAfter(key, intervalMs() * (1 + Math.random() * 0.1));
+      this.#queue.addAfter(key, intervalMs * (1 + Math.random() * 0.1));
     } catch (error) {
       const failure = this.#describe(error);
       this.#o.metrics?.syncResult('failure', (performance.now() - start) / 1000);
@@ -294,8 +293,8 @@ export class Operator {
       if (failure.retry === 'never') return;
       const failures = (this.#failures.get(key) ?? 0) + 1;
       this.#failures.set(key, failures);
-      const backoff = Math.min(intervalMs(), 1_000 * 2 ** Math.min(failures, 6));
-      this.#queue.addAfter(key, failure.retry === 'backoff' ? backoff : intervalMs());
+      const backoff = Math.min(intervalMs, 1_000 * 2 ** Math.min(failures, 6));
+      this.#queue.addAfter(key, failure.retry === 'backoff' ? backoff : intervalMs);
     }
   }
 
@@ -306,12 +305,14 @@ export class Operator {
     spec: PhaseSecretSpec,
     state: State,
     generation: number,
+    /** The poll interval on the operator's clock. */
+    intervalMs: number,
   ): Promise<boolean> {
     const namespace = obj.metadata?.namespace ?? '';
     const url = this.#checkHost(spec.phaseHost);
-    const token = await this.#readToken(spec, spec.pollingIntervalS * 1000 * (this.#o.intervalScale ?? 1));
+    const token = await this.#readToken(spec, intervalMs);
     const session = this.#session(key, url, token);
-    const apps = await this.#probe(session, spec.pollingIntervalS * 1000 * (this.#o.intervalScale ?? 1));
+    const apps = await this.#probe(session, intervalMs);
     const app = this.#chosen(
       matchApp(apps, spec),
       'app',
