@@ -1,13 +1,8 @@
 // The built CLI against a real kube-apiserver: `phasekit k8s sync` (once and --watch; create, in-place update, no
 // write when unchanged, refusal of an unmanaged Secret, --adopt, exit codes) and `phasekit operator` as processes
 // (two replicas with leader election: only the Lease holder writes, and a killed holder is replaced in time).
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parse, stringify } from 'yaml';
-import type * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { statusOf } from '../../src/k8s/kube.js';
 import { killAll, recordText, spawnCli, runCli } from '../helpers/cli.js';
 import {
   CANARY,
@@ -19,25 +14,20 @@ import {
   ENV,
 } from '../helpers/fixture.js';
 import type { Emulator } from '@phasekit/emulator';
-import { eventually, useCluster } from './cluster.js';
+import {
+  decoded,
+  eventually,
+  kubeconfigWithToken,
+  readSecret as readClusterSecret,
+  useCluster,
+} from './cluster.js';
 
 const cluster = useCluster();
 let emu: Emulator;
 const needles: string[] = [CANARY];
 const NS = 'team';
 
-async function readSecret(name: string, namespace = NS): Promise<k8s.V1Secret | undefined> {
-  try {
-    return await cluster.kube.core.readNamespacedSecret({ name, namespace });
-  } catch (error) {
-    if (statusOf(error) === 404) return undefined;
-    throw error;
-  }
-}
-const decoded = (secret: k8s.V1Secret | undefined) =>
-  Object.fromEntries(
-    Object.entries(secret?.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
-  );
+const readSecret = (name: string, namespace = NS) => readClusterSecret(cluster.kube, name, namespace);
 
 const sync = (extra: string[]) => [
   'k8s',
@@ -127,12 +117,7 @@ describe('phasekit k8s sync', () => {
     expect(missing.stderr).toMatch(/no-such-namespace/);
 
     // The same cluster, with a bearer token the API server does not know.
-    const config = parse(readFileSync(cluster.plane.kubeconfig, 'utf8')) as {
-      users: { user: Record<string, unknown> }[];
-    };
-    for (const entry of config.users) entry.user = { token: 'not-a-known-token' };
-    const stranger = join(cluster.plane.dir, 'stranger.kubeconfig');
-    writeFileSync(stranger, stringify(config), { mode: 0o600 });
+    const stranger = kubeconfigWithToken(cluster.plane, 'not-a-known-token', 'stranger.kubeconfig');
     const args = sync(['--secret', 'x']);
     args[args.indexOf('--kubeconfig') + 1] = stranger;
     const refused = await runCli(args, opts());

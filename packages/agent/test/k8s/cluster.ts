@@ -1,9 +1,10 @@
 // A real control plane for one test file (control-plane.mjs: etcd, kube-apiserver with RBAC, and
 // kube-controller-manager), the admin API clients, and helpers to create what the tests need. No fake API server.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parse } from 'yaml';
+import type { V1Secret } from '@kubernetes/client-node';
+import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll } from 'vitest';
 import { connect, statusOf, type Kube } from '../../src/k8s/kube.js';
 import { REPO_ROOT } from '../helpers/cli.js';
@@ -108,4 +109,31 @@ export async function eventually<T>(
     }
     await sleep(100);
   }
+}
+
+/** A Secret, or undefined when there is none. */
+export async function readSecret(kube: Kube, name: string, namespace: string): Promise<V1Secret | undefined> {
+  try {
+    return await kube.core.readNamespacedSecret({ name, namespace });
+  } catch (error) {
+    if (statusOf(error) === 404) return undefined;
+    throw error;
+  }
+}
+
+/** A Secret's data, decoded to strings. */
+export const decoded = (secret: V1Secret | undefined): Record<string, string> =>
+  Object.fromEntries(
+    Object.entries(secret?.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
+  );
+
+/** A copy of the plane's admin kubeconfig whose user presents `token` instead, written as `name` in its directory. */
+export function kubeconfigWithToken(plane: ControlPlane, token: string | undefined, name: string): string {
+  const config = parse(readFileSync(plane.kubeconfig, 'utf8')) as {
+    users: { user: Record<string, unknown> }[];
+  };
+  for (const entry of config.users) entry.user = { token };
+  const path = join(plane.dir, name);
+  writeFileSync(path, stringify(config), { mode: 0o600 });
+  return path;
 }

@@ -3,15 +3,15 @@
 // chart's ServiceAccount can do what the operator needs and nothing more, cluster-wide and namespaced (issue 11,
 // deploy/ and acceptance 6).
 import { execFile } from 'node:child_process';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
-import { parse, parseAllDocuments, stringify } from 'yaml';
+import { parseAllDocuments } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, killAll, spawnCli } from '../helpers/cli.js';
 import { APP, CANARY, ENV, startSeeded } from '../helpers/fixture.js';
-import { CRD_FILE, eventually, useCluster } from './cluster.js';
+import { CRD_FILE, eventually, kubeconfigWithToken, useCluster } from './cluster.js';
 import { ensureBinaries } from './control-plane.mjs';
 
 const CHART = join(REPO_ROOT, 'deploy', 'helm', 'phasekit-operator');
@@ -213,13 +213,7 @@ describe("the operator under the chart's ServiceAccount", () => {
       namespace,
       body: { spec: { audiences: [], expirationSeconds: 3600 } },
     });
-    const config = parse(readFileSync(cluster.plane.kubeconfig, 'utf8')) as {
-      users: { user: Record<string, unknown> }[];
-    };
-    for (const entry of config.users) entry.user = { token: token.status?.token };
-    const path = join(cluster.plane.dir, `operator-${namespace}.kubeconfig`);
-    writeFileSync(path, stringify(config), { mode: 0o600 });
-    return path;
+    return kubeconfigWithToken(cluster.plane, token.status?.token, `operator-${namespace}.kubeconfig`);
   }
 
   async function syncsUnder(operatorArgs: string[], namespace: string): Promise<void> {

@@ -1,14 +1,12 @@
 // `phasekit operator` against a real kube-apiserver (with kube-controller-manager, so rollouts make ReplicaSets and
 // ControllerRevisions) and the emulator over real sockets (issue 11, acceptance 1 to 6 and 8).
 import { setTimeout as sleep } from 'node:timers/promises';
-import type * as k8s from '@kubernetes/client-node';
 import { startEmulator, type Emulator } from '@phasekit/emulator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { statusOf } from '../../src/k8s/kube.js';
 import { HMAC_KEY_SECRET, loadHmacKey } from '../../src/k8s/managed-secret.js';
 import { Operator, RESTART_ANNOTATION } from '../../src/k8s/operator.js';
 import { createLogger } from '../../src/logger.js';
-import { eventually, useCluster } from './cluster.js';
+import { decoded, eventually, readSecret as readClusterSecret, useCluster } from './cluster.js';
 
 const CANARY = 'CANARY-k8s-4f1e-operator-leak-me-not';
 const NS = 'shop';
@@ -55,19 +53,7 @@ async function ready(name: string, namespace = NS) {
   return (await getPhaseSecret(name, namespace)).status?.conditions?.find((c) => c.type === 'Ready');
 }
 
-async function readSecret(name: string, namespace = NS): Promise<k8s.V1Secret | undefined> {
-  try {
-    return await cluster.kube.core.readNamespacedSecret({ name, namespace });
-  } catch (error) {
-    if (statusOf(error) === 404) return undefined;
-    throw error;
-  }
-}
-
-const decoded = (secret: k8s.V1Secret | undefined) =>
-  Object.fromEntries(
-    Object.entries(secret?.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
-  );
+const readSecret = (name: string, namespace = NS) => readClusterSecret(cluster.kube, name, namespace);
 
 /** The README's spec: the token Secret, the app and environment, and one managed Secret. */
 const baseSpec = (secretName: string, extra: Record<string, unknown> = {}) => ({
