@@ -239,6 +239,7 @@ describe('changes', () => {
     await phaseSecret('rollout', baseSpec('rollout-env'));
     await eventually(async () => (await ready('rollout'))?.status === 'True', 'Ready=True');
     const before = await readSecret('rollout-env');
+    const hmacBefore = (await getPhaseSecret('rollout')).status?.secretsHmac;
     const labels = { app: 'web' };
     const template = {
       metadata: { labels },
@@ -327,6 +328,12 @@ describe('changes', () => {
     );
     const web = await cluster.kube.apps.readNamespacedDeployment({ name: 'web', namespace: NS });
     expect(web.spec?.template.metadata?.annotations?.[RESTART_ANNOTATION]).toMatch(/^[0-9a-f]{32}$/);
+
+    // The status write that records the new data's HMAC follows the Secret's; wait for it before counting.
+    await eventually(
+      async () => (await getPhaseSecret('rollout')).status?.secretsHmac !== hmacBefore,
+      'the status of the new data',
+    );
 
     // Several more polls with no change: no more rollouts, and nothing written.
     const secretVersion = (await readSecret('rollout-env'))?.metadata?.resourceVersion;
