@@ -9,7 +9,7 @@ export { connectEmulator } from './control.js';
 export type { EmulatorClient } from './control.js';
 export { loadSeed, validateSeed, DEMO_SEED } from './seed.js';
 export type { EmulatorState } from './state.js';
-export type { TlsCredentials } from './tls.js';
+export type { GenerateCertificateOptions, TlsCredentials } from './tls.js';
 export { VERSION } from './version.js';
 export type {
   DeleteSecretInput,

@@ -3,14 +3,25 @@
 // pitfalls: ../shared/docs/k8s-control-plane-verified.md.
 //
 //   node packages/agent/test/k8s/control-plane.mjs up     builds when needed, starts, prints the kubeconfig path last
+//   node packages/agent/test/k8s/control-plane.mjs up --node   a whole node in its own network namespace (node.mjs)
 //   node packages/agent/test/k8s/control-plane.mjs down   stops what `up` started (by pid) and removes its directory
 //
 // In code: `const plane = await startControlPlane(); ...; await plane.stop();`
-import { execFile, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { request } from 'node:https';
@@ -23,7 +34,17 @@ const STATE = join(homedir(), '.cache', 'phasekit', 'k8s-plane.json');
 /** The binaries, built by testbin/build.sh into a cache keyed by version when missing. */
 export async function ensureBinaries() {
   const dir = process.env.PHASEKIT_K8S_BIN ?? join(homedir(), '.cache', 'phasekit', 'k8s-testbin', VERSION);
-  const names = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'helm'];
+  const names = [
+    'etcd',
+    'etcdctl',
+    'kube-apiserver',
+    'kube-controller-manager',
+    'kube-scheduler',
+    'kubelet',
+    'kubectl',
+    'helm',
+    'pause',
+  ];
   if (!names.every((n) => existsSync(join(dir, n)))) {
     try {
       execFileSync('go', ['version'], { stdio: 'ignore' });
@@ -53,8 +74,11 @@ async function freePort() {
 
 const openssl = (args, cwd) => execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
 
-/** CA, serving certificate, admin client certificate and the service-account key pair, with openssl. */
-function makeCertificates(dir) {
+/**
+ * CA, serving certificate, admin client certificate and the service-account key pair, with openssl; for a node also
+ * the kubelet's client and serving certificates and the apiserver's client certificate for the kubelet.
+ */
+function makeCertificates(dir, node) {
   openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'ca.key'], dir);
   openssl(
     [
@@ -104,14 +128,23 @@ function makeCertificates(dir) {
   issue(
     'server',
     '/CN=localhost',
-    'subjectAltName=DNS:localhost,IP:127.0.0.1,DNS:kubernetes.default.svc,IP:10.0.0.1\nextendedKeyUsage=serverAuth\n',
+    `subjectAltName=DNS:localhost,IP:127.0.0.1,DNS:kubernetes.default.svc,IP:10.0.0.1${node ? `,IP:${node.ip}` : ''}\nextendedKeyUsage=serverAuth\n`,
   );
   issue('admin', '/O=system:masters/CN=admin', 'extendedKeyUsage=clientAuth\n');
+  if (node) {
+    issue('kubelet', `/O=system:nodes/CN=system:node:${node.name}`, 'extendedKeyUsage=clientAuth\n');
+    issue(
+      'kubelet-serving',
+      `/CN=${node.name}`,
+      `subjectAltName=DNS:${node.name},IP:${node.ip}\nextendedKeyUsage=serverAuth\n`,
+    );
+    issue('apiserver-kubelet', '/O=system:masters/CN=kube-apiserver', 'extendedKeyUsage=clientAuth\n');
+  }
   openssl(['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', 'sa.key'], dir);
   openssl(['pkey', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], dir);
 }
 
-function kubeconfig(dir, server) {
+export function kubeconfig(dir, server, user = 'admin') {
   const b64 = (f) => readFileSync(join(dir, f)).toString('base64');
   return `apiVersion: v1
 kind: Config
@@ -123,8 +156,8 @@ clusters:
 users:
 - name: admin
   user:
-    client-certificate-data: ${b64('admin.crt')}
-    client-key-data: ${b64('admin.key')}
+    client-certificate-data: ${b64(`${user}.crt`)}
+    client-key-data: ${b64(`${user}.key`)}
 contexts:
 - name: kcp
   context: { cluster: kcp, user: admin }
@@ -172,11 +205,17 @@ async function waitUntil(check, what, timeoutMs) {
  * Starts etcd, kube-apiserver and kube-controller-manager; resolves `{ kubeconfig, server, dir, pids, stop() }` once
  * `/readyz` answers `ok` and the controller manager is healthy.
  */
-export async function startControlPlane({ readyTimeoutMs = 90_000, detached = false } = {}) {
+export async function startControlPlane({
+  readyTimeoutMs = 90_000,
+  detached = false,
+  node,
+  dir = mkdtempSync(join(tmpdir(), 'phasekit-kcp-')),
+  logs,
+} = {}) {
   const bin = await ensureBinaries();
-  const dir = mkdtempSync(join(tmpdir(), 'phasekit-kcp-'));
+  mkdirSync(dir, { recursive: true });
   chmodSync(dir, 0o700);
-  makeCertificates(dir);
+  makeCertificates(dir, node);
   const [etcdClient, etcdPeer, apiPort, kcmPort] = [
     await freePort(),
     await freePort(),
@@ -189,7 +228,9 @@ export async function startControlPlane({ readyTimeoutMs = 90_000, detached = fa
   const procs = [];
   // Detached (its own process group) when the plane must outlive the command that started it (`up`).
   const start = (file, args) => {
-    const child = spawn(file, args, { env, stdio: 'ignore', detached });
+    const log = logs ? openSync(join(logs, `${basename(file)}.log`), 'a') : 'ignore';
+    const child = spawn(file, args, { env, stdio: ['ignore', log, log], detached });
+    if (logs) closeSync(log);
     if (detached) child.unref();
     procs.push(child);
     return child;
@@ -213,8 +254,9 @@ export async function startControlPlane({ readyTimeoutMs = 90_000, detached = fa
   );
   start(bin['kube-apiserver'], [
     `--etcd-servers=http://127.0.0.1:${etcdClient}`,
-    '--bind-address=127.0.0.1',
-    '--advertise-address=127.0.0.1',
+    // On a node the apiserver also listens on the node's address, which the `kubernetes` Service points pods to.
+    `--bind-address=${node ? '0.0.0.0' : '127.0.0.1'}`,
+    `--advertise-address=${node ? node.ip : '127.0.0.1'}`,
     `--secure-port=${apiPort}`,
     `--cert-dir=${dir}`,
     `--tls-cert-file=${join(dir, 'server.crt')}`,
@@ -225,8 +267,14 @@ export async function startControlPlane({ readyTimeoutMs = 90_000, detached = fa
     `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
     '--service-cluster-ip-range=10.0.0.0/24',
     '--allow-privileged=true',
-    '--authorization-mode=RBAC',
-    '--disable-admission-plugins=ServiceAccount',
+    ...(node
+      ? [
+          '--authorization-mode=Node,RBAC',
+          '--kubelet-preferred-address-types=InternalIP',
+          `--kubelet-client-certificate=${join(dir, 'apiserver-kubelet.crt')}`,
+          `--kubelet-client-key=${join(dir, 'apiserver-kubelet.key')}`,
+        ]
+      : ['--authorization-mode=RBAC', '--disable-admission-plugins=ServiceAccount']),
     '--profiling=false',
     '--v=1',
   ]);
@@ -245,6 +293,10 @@ export async function startControlPlane({ readyTimeoutMs = 90_000, detached = fa
     '--leader-elect=false',
     '--controllers=*',
     '--use-service-account-credentials=false',
+    // Pods get projected ServiceAccount tokens and kube-root-ca.crt.
+    ...(node
+      ? [`--service-account-private-key-file=${join(dir, 'sa.key')}`, `--root-ca-file=${join(dir, 'ca.crt')}`]
+      : []),
     '--v=1',
   ]);
   await waitUntil(
@@ -266,11 +318,35 @@ export async function startControlPlane({ readyTimeoutMs = 90_000, detached = fa
     }
     rmSync(dir, { recursive: true, force: true });
   };
-  return { kubeconfig: config, server, dir, pids, stop, kill };
+  return {
+    kubeconfig: config,
+    server,
+    dir,
+    pids,
+    stop,
+    kill,
+    apiPort,
+    etcd: `http://127.0.0.1:${etcdClient}`,
+    bin,
+  };
+}
+
+/** Whether `pid` runs: a zombie (which this machine's init reaps slowly, ~2 s) counts as gone. */
+export function alive(pid) {
+  try {
+    return !/^\d+ \(.*\) Z/s.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    try {
+      process.kill(pid, 0);
+      return true; // no /proc (not Linux)
+    } catch {
+      return false;
+    }
+  }
 }
 
 /** SIGTERM to each pid (the controller manager and apiserver before etcd), SIGKILL after 20 s; then removes `dir`. */
-async function stopPids(pids, dir) {
+export async function stopPids(pids, dir) {
   for (const pid of [...pids].reverse()) {
     try {
       process.kill(pid, 'SIGTERM');
@@ -279,11 +355,7 @@ async function stopPids(pids, dir) {
     }
     const deadline = Date.now() + 20_000;
     for (;;) {
-      try {
-        process.kill(pid, 0);
-      } catch {
-        break;
-      }
+      if (!alive(pid)) break;
       if (Date.now() > deadline) {
         try {
           process.kill(pid, 'SIGKILL');
@@ -295,12 +367,16 @@ async function stopPids(pids, dir) {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  rmSync(dir, { recursive: true, force: true });
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const command = process.argv[2];
-  if (command === 'up') {
+  const [command, ...flags] = process.argv.slice(2);
+  if (command === 'up' && flags.includes('--node')) {
+    // A whole node in its own network namespace: node.mjs (a child process: it imports this module).
+    const child = spawnSync(process.execPath, [join(HERE, 'node.mjs'), 'up'], { stdio: 'inherit' });
+    process.exit(child.status ?? 1);
+  } else if (command === 'up') {
     const plane = await startControlPlane({ detached: true });
     mkdirSync(dirname(STATE), { recursive: true });
     writeFileSync(STATE, JSON.stringify({ pids: plane.pids, dir: plane.dir, kubeconfig: plane.kubeconfig }));
@@ -308,15 +384,22 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     // The plane outlives this command: `down` stops it.
     process.exit(0);
   } else if (command === 'down') {
-    if (!existsSync(STATE)) {
-      process.stderr.write('no control plane was started by `up`\n');
-      process.exit(0);
+    // Whichever `up` started: the node (with its plane) and a plain control plane.
+    const node = spawnSync(process.execPath, [join(HERE, 'node.mjs'), 'down'], {
+      stdio: ['ignore', 'inherit', 'pipe'],
+      encoding: 'utf8',
+    });
+    if (node.status !== 0) process.stderr.write(node.stderr);
+    const nodeWasUp = node.status === 0 && !node.stderr.includes('no node');
+    if (existsSync(STATE)) {
+      const { pids, dir } = JSON.parse(readFileSync(STATE, 'utf8'));
+      await stopPids(pids, dir);
+      rmSync(STATE, { force: true });
+    } else if (!nodeWasUp) {
+      process.stderr.write('nothing was started by `up`\n');
     }
-    const { pids, dir } = JSON.parse(readFileSync(STATE, 'utf8'));
-    await stopPids(pids, dir);
-    rmSync(STATE, { force: true });
   } else {
-    process.stderr.write('usage: control-plane.mjs up|down\n');
+    process.stderr.write('usage: control-plane.mjs up [--node] | down\n');
     process.exit(2);
   }
 }

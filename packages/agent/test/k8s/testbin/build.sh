@@ -6,7 +6,9 @@
 #
 #   build.sh [OUT_DIR]     default: $PHASEKIT_K8S_BIN or ~/.cache/phasekit/k8s-testbin/v1.34.4
 #
-# It also builds helm (helm.sh/helm/v4, about 3 minutes). Binaries are cached outside the repository, keyed by version, and built only when missing.
+# For the real node (issue 16, ../shared/docs/k8s-real-node-verified.md) it builds kubelet, kube-scheduler and
+# etcdctl from the same module, and the sandbox image's pause program (pause/). It also builds helm
+# (helm.sh/helm/v4, about 3 minutes). Binaries are cached outside the repository, keyed by version, and built only when missing.
 set -euo pipefail
 cd "$(dirname "$0")"
 KV=v1.34.4
@@ -16,7 +18,7 @@ command -v go >/dev/null || { echo "build.sh: Go is needed to build the Kubernet
 mkdir -p "$OUT"
 V=k8s.io/component-base/version
 LDFLAGS="-s -w -X $V.gitVersion=$KV -X $V.gitMajor=1 -X $V.gitMinor=34 -X $V.gitTreeState=clean"
-for cmd in kube-apiserver kube-controller-manager; do
+for cmd in kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl; do
   if [[ ! -x "$OUT/$cmd" ]]; then
     echo "building $cmd $KV into $OUT" >&2
     go build -trimpath -ldflags "$LDFLAGS" -o "$OUT/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd"
@@ -31,11 +33,16 @@ if [[ ! -x "$OUT/helm" ]]; then
   mv "$OUT/.helm-tmp/helm" "$OUT/helm"
   rmdir "$OUT/.helm-tmp"
 fi
-if [[ ! -x "$OUT/etcd" ]]; then
-  echo "building etcd into $OUT" >&2
-  go build -trimpath -ldflags "-s -w" -o "$OUT/etcd.tmp" go.etcd.io/etcd/server/v3
-  mv "$OUT/etcd.tmp" "$OUT/etcd"
-fi
+build() { # NAME PACKAGE
+  if [[ ! -x "$OUT/$1" ]]; then
+    echo "building $1 into $OUT" >&2
+    go build -trimpath -ldflags "-s -w" -o "$OUT/$1.tmp" "$2"
+    mv "$OUT/$1.tmp" "$OUT/$1"
+  fi
+}
+build etcd go.etcd.io/etcd/server/v3
+build etcdctl go.etcd.io/etcd/etcdctl/v3
+build pause ./pause
 "$OUT/kube-apiserver" --version >&2
 "$OUT/etcd" --version | sed -n 1p >&2  # sed reads to the end: head would close the pipe early and, with pipefail, fail the script on SIGPIPE
 echo "$OUT"
