@@ -8,6 +8,7 @@ import {
   apply,
   eventually,
   getJson,
+  hardeningProblems,
   kubectl,
   manifest,
   phaseObjects,
@@ -61,6 +62,7 @@ describe('init container (deploy/kubernetes/init-container.yaml)', () => {
       const mounts = await readInPod(ns.name, name, 'app', '/proc/mounts');
       expect(mounts).toMatch(/^tmpfs \/phase\/secrets tmpfs ro[,\s]/m);
       expect(pod.status?.initContainerStatuses?.[0]?.state?.terminated?.exitCode).toBe(0);
+      expect(hardeningProblems(pod)).toEqual([]);
     }
   });
 

@@ -15,6 +15,8 @@ import {
   apply,
   eventually,
   getJson,
+  hardeningProblems,
+  idsInContainer,
   IMAGE,
   kubectl,
   manifest,
@@ -197,6 +199,8 @@ describe('the operator in a pod, installed by the Helm chart', () => {
     const pod = pods.items[0]!;
     expect(pod.spec?.serviceAccountName).toBe('phasekit-operator');
     expect(pod.status?.containerStatuses?.[0]?.ready).toBe(true);
+    expect(hardeningProblems(pod)).toEqual([]);
+    expect(await idsInContainer('phasekit-system', pod.metadata!.name!, 'operator')).toBe('65532:65532');
   });
 
   it('a change reaches new pods of a Deployment, StatefulSet and DaemonSet through exactly one rollout each', async () => {

@@ -202,6 +202,39 @@ export async function runningPods(namespace: string, selector: string): Promise<
 }
 
 /**
+ * Checks that every phasekit container of `pod` runs hardened as docs/kubernetes.md recommends: non-root, a read-only
+ * root filesystem, every capability dropped, no privilege escalation, the RuntimeDefault seccomp profile. Returns the
+ * problems (empty when hardened).
+ */
+export function hardeningProblems(pod: V1Pod): string[] {
+  const problems: string[] = [];
+  const spec = pod.spec!;
+  for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
+    if (!c.image?.includes('/phasekit:')) continue;
+    const sc = c.securityContext ?? {};
+    const where = `${pod.metadata?.name}/${c.name}`;
+    if (!(sc.runAsNonRoot ?? spec.securityContext?.runAsNonRoot)) problems.push(`${where}: runAsNonRoot`);
+    if (sc.readOnlyRootFilesystem !== true) problems.push(`${where}: readOnlyRootFilesystem`);
+    if (!sc.capabilities?.drop?.includes('ALL')) problems.push(`${where}: capabilities.drop ALL`);
+    if (sc.allowPrivilegeEscalation !== false) problems.push(`${where}: allowPrivilegeEscalation`);
+    const seccomp = sc.seccompProfile?.type ?? spec.securityContext?.seccompProfile?.type;
+    if (seccomp !== 'RuntimeDefault') problems.push(`${where}: seccompProfile RuntimeDefault`);
+  }
+  return problems;
+}
+
+/** The uid and gid a running container's processes have (from /proc/self/status, read by the image's node). */
+export async function idsInContainer(namespace: string, pod: string, container: string): Promise<string> {
+  return (
+    await podExec(namespace, pod, container, [
+      NODE,
+      '-e',
+      'process.stdout.write(process.getuid() + ":" + process.getgid())',
+    ])
+  ).trim();
+}
+
+/**
  * An app program for the image's node: exits on SIGTERM (as PID 1 it would otherwise ignore it and every stop would
  * wait the grace period), and runs `body`.
  */

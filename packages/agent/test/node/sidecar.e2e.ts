@@ -5,12 +5,16 @@
 // The app is a small node program in the app container: it reads the volume every 10 ms and logs each new version
 // it sees, each SIGHUP, and any torn read (a file that is not whole, or a .env whose keys come from two versions).
 import type { V1Pod } from '@kubernetes/client-node';
+import { execFile } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   adapt,
   apply,
   eventually,
+  hardeningProblems,
+  idsInContainer,
   kubectl,
   manifest,
   phaseObjects,
@@ -130,7 +134,14 @@ async function onePod(namespace: string): Promise<string> {
   await kubectl(['rollout', 'status', 'deployment/shop', '-n', namespace, '--timeout=90s']);
   const pods = await runningPods(namespace, 'app.kubernetes.io/name=shop');
   expect(pods).toHaveLength(1);
-  return pods[0]!.metadata!.name!;
+  // Hardened as the docs recommend, and really running as the pod's non-root user.
+  expect(hardeningProblems(pods[0]!)).toEqual([]);
+  const name = pods[0]!.metadata!.name!;
+  const sidecar = [...(pods[0]!.spec!.initContainers ?? []), ...pods[0]!.spec!.containers].find(
+    (c) => c.args?.[0] === 'sidecar',
+  )!;
+  expect(await idsInContainer(namespace, name, sidecar.name)).toBe('10001:10001');
+  return name;
 }
 
 /** Deleting the pod stops it well inside the 30 s grace period: the sidecar and the app exit on SIGTERM. */
@@ -248,5 +259,20 @@ describe('native sidecar (deploy/kubernetes/native-sidecar.yaml)', () => {
 
   it('stops well inside the grace period when the pod is deleted', async () => {
     expect(await deleteQuickly(ns.name, pod)).toBeLessThan(10_000);
+  });
+});
+
+describe('secrets stay out of etcd in tmpfs mode', () => {
+  it('no key under /registry holds a value the sidecars delivered, while the token Secret is found', async () => {
+    const { stdout } = await promisify(execFile)(
+      'etcdctl',
+      ['--endpoints', process.env['PHASEKIT_ETCD']!, 'get', '/registry', '--prefix'],
+      { maxBuffer: 256 * 1024 * 1024, encoding: 'latin1' },
+    );
+    // The scan sees Secret data: the token, which users do store as a Secret, is there.
+    expect(stdout).toContain(phase.emu.tokens.serviceAccount);
+    expect(stdout).not.toContain('sidecar-canary-value');
+    expect(stdout).not.toContain(payload(0).slice(0, 60));
+    expect(stdout).not.toContain(payload(version).slice(0, 60));
   });
 });
