@@ -6,7 +6,8 @@
 //   /app/                 scripts/stage-image.mjs: the CLI bundle and sodium-native with its Linux prebuilds
 //   /lib*, /usr/lib*      the C libraries node and sodium-native load (as `ldd` lists them), from this machine
 //   /etc/ssl/certs/ca-certificates.crt, /etc/passwd, /etc/group (nonroot = 65532), /tmp; no shell
-// and the config: USER, WORKDIR, ENTRYPOINT, CMD and LABELs of the Containerfile, plus version, source and revision.
+// and the config: USER, WORKDIR, ENTRYPOINT, CMD and LABELs of the Containerfile, with the version (the agent's) and
+// the revision (git HEAD) filled in.
 //
 //   node packages/agent/scripts/build-image.mjs [--out FILE]
 //
@@ -31,8 +32,6 @@ import { stageImage } from './stage-image.mjs';
 const AGENT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const REPO = resolve(AGENT, '..', '..');
 const CONTAINERFILE = join(REPO, 'deploy', 'Containerfile');
-/** Where the image's source lives, for the org.opencontainers.image.source label. */
-const SOURCE = process.env.PHASEKIT_IMAGE_SOURCE ?? 'https://github.com/phasekit/phasekit';
 const CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
 
 /**
@@ -179,7 +178,6 @@ export async function buildImage({ out } = {}) {
     const labels = {
       ...spec.labels,
       'org.opencontainers.image.version': version,
-      'org.opencontainers.image.source': SOURCE,
       ...(revision ? { 'org.opencontainers.image.revision': revision } : {}),
     };
     const target = resolve(

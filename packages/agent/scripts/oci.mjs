@@ -232,6 +232,12 @@ export function* tarEntries(buf) {
     const size = Number.parseInt(field(124, 12), 8);
     const type = field(156, 1);
     const data = buf.subarray(at + BLOCK, at + BLOCK + size);
+    const meta = {
+      mode: Number.parseInt(field(100, 8), 8),
+      uid: Number.parseInt(field(108, 8), 8),
+      gid: Number.parseInt(field(116, 8), 8),
+      linkname: field(157, 100),
+    };
     at += BLOCK + size + ((BLOCK - (size % BLOCK)) % BLOCK);
     if (type === 'x') {
       pax = {};
@@ -244,10 +250,8 @@ export function* tarEntries(buf) {
     yield {
       name: pax.path ?? name,
       type,
-      mode: Number.parseInt(field(100, 8), 8),
-      uid: Number.parseInt(field(108, 8), 8),
-      gid: Number.parseInt(field(116, 8), 8),
-      linkname: pax.linkpath ?? field(157, 100),
+      ...meta,
+      linkname: pax.linkpath ?? meta.linkname,
       data,
     };
     pax = {};

@@ -17,6 +17,9 @@ const vitest = join(
 const started = Date.now();
 const image = await buildImage();
 process.stderr.write(`image: ${image.path} (${image.digest})\n`);
+// For image.e2e.ts: the archive the pods run, and its digest.
+process.env.PHASEKIT_IMAGE_ARCHIVE = image.path;
+process.env.PHASEKIT_IMAGE_DIGEST = image.digest;
 const running = nodeState();
 let state;
 if (running) {
