@@ -54,14 +54,16 @@ function requireRootOnLinux() {
     throw new Error('a real node needs root (network namespaces, mounts, cgroups); run it as root');
 }
 
-/** containerd, runc, the CNI plugins and iptables from Debian, when missing. */
+/** containerd, runc, the CNI plugins, iptables, ip and nsenter from Debian, when missing. */
 function ensurePackages() {
   const missing = [
     ['containerd', '/usr/bin/containerd'],
     ['runc', '/usr/sbin/runc'],
     ['containernetworking-plugins', '/usr/lib/cni/bridge'],
     ['iptables', '/usr/sbin/iptables'],
-  ].filter(([, path]) => !existsSync(path));
+    ['iproute2', '/usr/sbin/ip', '/sbin/ip', '/bin/ip'],
+    ['util-linux', '/usr/bin/nsenter'],
+  ].filter(([, ...paths]) => !paths.some((path) => existsSync(path)));
   if (missing.length === 0) return;
   const names = missing.map(([name]) => name);
   if (!existsSync('/usr/bin/apt-get'))
