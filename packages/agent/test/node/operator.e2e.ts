@@ -187,7 +187,7 @@ afterAll(async () => {
     ['team-operator', 'team'],
   ]) {
     await helm(['uninstall', release!, '--namespace', namespace!]).catch(() => undefined);
-    await kubectl(['delete', 'namespace', namespace!, '--wait=false']).catch(() => undefined);
+    await kubectl(['delete', 'namespace', namespace!, '--timeout=120s']).catch(() => undefined);
   }
   await phase?.emu.close();
 });

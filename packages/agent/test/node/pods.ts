@@ -75,7 +75,7 @@ export async function eventually<T>(
   }
 }
 
-/** A fresh namespace for one test file; `drop()` deletes it without waiting. */
+/** A fresh namespace for one test file; `drop()` deletes it and waits until it is gone. */
 export async function testNamespace(name: string): Promise<{ name: string; drop(): Promise<void> }> {
   await kubectl(['create', 'namespace', name]);
   // The default ServiceAccount comes from the controller manager, a moment after the namespace.
@@ -83,7 +83,8 @@ export async function testNamespace(name: string): Promise<{ name: string; drop(
     async () => (await kubectl(['get', 'serviceaccount', 'default', '-n', name])) !== '',
     'a ServiceAccount',
   );
-  return { name, drop: async () => void (await kubectl(['delete', 'namespace', name, '--wait=false'])) };
+  // Waits until the namespace is gone, so the next test file starts on a quiet node.
+  return { name, drop: async () => void (await kubectl(['delete', 'namespace', name, '--timeout=120s'])) };
 }
 
 /** A Phase for pods: the emulator on the node's bridge address over HTTPS, its CA in a ConfigMap. */
