@@ -5,7 +5,8 @@
 //   PHASEKIT_BENCH_SOAK_S   soak length in seconds (default 300)
 //   PHASEKIT_BENCH_CHANGES  changes per propagation run (default 50)
 //   PHASEKIT_BENCH_ROUNDS   rounds of the cold-read and cold-start comparisons (default 15 and 20)
-//   PHASEKIT_BENCH_ONLY     comma list of items to run (1..7), for development; the doc then says which ran
+//   PHASEKIT_BENCH_ONLY     comma list of items to run (1..8), for development; the doc then says which ran
+//   PHASEKIT_BENCH_POD_ROUNDS, PHASEKIT_BENCH_POD_CHANGES   item 8: pod starts per variant (10), sidecar changes (1000)
 import {
   copyFileSync,
   cpSync,
@@ -28,6 +29,7 @@ import { cpuMsOf, lastJson, rssKiB, runNode, sleep, startNode } from './lib/proc
 import { shuffled, slope, summarize } from './lib/stats.mjs';
 import { renderDoc } from './lib/report.mjs';
 import { operatorItem } from './operator.mjs';
+import { podsItem } from './pods.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BENCH = join(ROOT, 'bench');
@@ -120,6 +122,7 @@ try {
       tlsDir: TLS_DIR,
       log,
     });
+  if (want(8)) results.items.pods = await podsItem({ log });
 } finally {
   await emu.close();
   rmSync(work, { recursive: true, force: true });
