@@ -800,6 +800,15 @@ export class Operator {
         void s.client.close();
       }
     }
+    // A token stays in memory only while a PhaseSecret names its Secret: a PhaseSecret created later reads it afresh.
+    const inUse = new Set<string>();
+    for (const other of this.#informer.list()) {
+      const otherKey = `${other.metadata?.namespace ?? ''}/${other.metadata?.name ?? ''}`;
+      if (otherKey === key || other.metadata?.deletionTimestamp) continue;
+      const parsed = parseSpec(other.spec, other.metadata?.namespace ?? '');
+      if (parsed.ok) inUse.add(`${parsed.spec.tokenSecret.namespace}/${parsed.spec.tokenSecret.name}`);
+    }
+    for (const secret of this.#tokens.keys()) if (!inUse.has(secret)) this.#tokens.delete(secret);
   }
 
   #describe(error: unknown): { reason: string; message: string; retry: 'interval' | 'backoff' | 'never' } {

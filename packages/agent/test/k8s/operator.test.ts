@@ -446,6 +446,35 @@ describe('deletion policy', () => {
   }, 90_000);
 });
 
+describe('tokens in memory', () => {
+  it('forgets a token when the last PhaseSecret naming its Secret goes, so a later one reads the Secret afresh', async () => {
+    await cluster.kube.core.createNamespacedSecret({
+      namespace: NS,
+      body: { metadata: { name: 'rotating-token' }, stringData: { token: emu.tokens.serviceAccount } },
+    });
+    const spec = (secretName: string) => ({
+      ...baseSpec(secretName),
+      pollingInterval: 60,
+      authentication: { serviceToken: { serviceTokenSecretReference: { secretName: 'rotating-token' } } },
+    });
+    await phaseSecret('token-first', spec('token-first-env'));
+    await eventually(async () => (await ready('token-first'))?.status === 'True', 'Ready=True');
+    await cluster.kube.custom.deleteNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'token-first' });
+    await sleep(1_000);
+    // The Secret now holds a token Phase cannot accept, well within the interval in which a cached token is reused.
+    await cluster.kube.core.replaceNamespacedSecret({
+      name: 'rotating-token',
+      namespace: NS,
+      body: { metadata: { name: 'rotating-token' }, stringData: { token: 'pss_service:v2:not-a-token' } },
+    });
+    await phaseSecret('token-second', spec('token-second-env'));
+    // Its very first status already reflects the new token: no sync with the forgotten one.
+    const first = await eventually(async () => ready('token-second'), 'a Ready condition');
+    expect(first).toMatchObject({ status: 'False', reason: 'InvalidToken' });
+    expect(await readSecret('token-second-env')).toBeUndefined();
+  });
+});
+
 describe('Phase failures', () => {
   it('Phase down or a 429 storm leaves every Secret untouched, says so in status and Events, and recovers', async () => {
     await phaseSecret('outage', baseSpec('outage-env'));
