@@ -2,6 +2,7 @@
 // `pnpm test:e2e`: the pod tests on a real node (issue 16). Builds the phasekit image, brings the node up (or uses
 // the one `pnpm k8s:up --node` started, importing the fresh image into it), runs vitest with vitest.e2e.config.ts
 // inside the node's network namespace, and takes down the node it started. Extra arguments go to vitest.
+import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +16,12 @@ const vitest = join(
 );
 
 const started = Date.now();
+mkdirSync(join(REPO, '.tmp'), { recursive: true });
+// Root and Linux are checked before the image is built, so a machine that cannot run the node says so at once.
+if (process.platform !== 'linux' || process.getuid?.() !== 0) {
+  process.stderr.write('pnpm test:e2e needs Linux and root (it starts a kubelet, containerd and runc)\n');
+  process.exit(1);
+}
 const image = await buildImage();
 process.stderr.write(`image: ${image.path} (${image.digest})\n`);
 // For image.e2e.ts: the archive the pods run, and its digest.
