@@ -9,3 +9,19 @@ export interface TarEntry {
   data: Buffer;
 }
 export function tarEntries(buf: Buffer): Generator<TarEntry>;
+export function writeOciArchive(options: {
+  out: string;
+  files: {
+    name: string;
+    mode: number;
+    uid?: number;
+    gid?: number;
+    dir?: boolean;
+    symlink?: string;
+    source?: string;
+    data?: Buffer;
+  }[];
+  config: Record<string, unknown>;
+  names: string[];
+  architecture?: string;
+}): Promise<{ path: string; size: number; digest: string }>;
