@@ -11,7 +11,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
-    // Builds kube-apiserver, etcd and kube-controller-manager once when missing (about 7 minutes cold).
+    // Builds the Kubernetes binaries (testbin/build.sh) once when missing (10 to 15 minutes cold on 2 cores).
     globalSetup: ['packages/agent/test/k8s/global-setup.ts'],
     // Flaky tests hide real bugs: never retry.
     retry: 0,

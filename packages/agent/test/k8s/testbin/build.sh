@@ -6,9 +6,10 @@
 #
 #   build.sh [OUT_DIR]     default: $PHASEKIT_K8S_BIN or ~/.cache/phasekit/k8s-testbin/v1.34.4
 #
-# For the real node (issue 16, ../shared/docs/k8s-real-node-verified.md) it builds kubelet, kube-scheduler and
-# etcdctl from the same module, and the sandbox image's pause program (pause/). It also builds helm
-# (helm.sh/helm/v4, about 3 minutes). Binaries are cached outside the repository, keyed by version, and built only when missing.
+# For the real node (issue 16, ../shared/docs/k8s-real-node-verified.md) it builds kubelet, kube-scheduler, kubectl
+# and etcdctl from the same module (no version changes), and the sandbox image's pause program (pause/). It also
+# builds helm (helm.sh/helm/v4, about 3 minutes). All of it cold: 10 to 15 minutes on 2 cores. Binaries are cached
+# outside the repository, keyed by version, and built only when missing.
 set -euo pipefail
 cd "$(dirname "$0")"
 KV=v1.34.4
