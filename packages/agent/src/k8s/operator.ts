@@ -119,8 +119,11 @@ export class Operator {
   /** PhaseSecrets whose Secrets must be checked even when Phase and the spec did not change. */
   readonly #drift = new Set<string>();
   readonly #failures = new Map<string, number>();
-  /** Token Secret (`namespace/name`) → its token and when it was read; re-read once per poll interval. */
-  readonly #tokens = new Map<string, { token: string; readAt: number }>();
+  /**
+   * Token Secret (`namespace/name`) → its token, when it was read (re-read once per poll interval) and the
+   * PhaseSecrets that use it: a token stays in memory only while one does, as a session does.
+   */
+  readonly #tokens = new Map<string, { token: string; readAt: number; users: Set<string> }>();
   #informer: k8s.Informer<PhaseSecretObject> & k8s.ObjectCache<PhaseSecretObject>;
   #secretInformer: k8s.Informer<k8s.V1Secret> & k8s.ObjectCache<k8s.V1Secret>;
   #synced = false;
@@ -310,7 +313,7 @@ export class Operator {
   ): Promise<boolean> {
     const namespace = obj.metadata?.namespace ?? '';
     const url = this.#checkHost(spec.phaseHost);
-    const token = await this.#readToken(spec, intervalMs);
+    const token = await this.#readToken(key, spec, intervalMs);
     const session = this.#session(key, url, token);
     const apps = await this.#probe(session, intervalMs);
     const app = this.#chosen(
@@ -495,11 +498,19 @@ export class Operator {
     return url;
   }
 
-  /** The token of the spec's token Secret, read at most once per `maxAgeMs` (so a rotation lands within one poll). */
-  async #readToken(spec: PhaseSecretSpec, maxAgeMs: number): Promise<string> {
+  /**
+   * The token of the spec's token Secret, read at most once per `maxAgeMs` (so a rotation lands within one poll).
+   * A PhaseSecret that changed token Secret leaves its old one.
+   */
+  async #readToken(key: string, spec: PhaseSecretSpec, maxAgeMs: number): Promise<string> {
     const { name, namespace } = spec.tokenSecret;
-    const cached = this.#tokens.get(`${namespace}/${name}`);
-    if (cached !== undefined && Date.now() - cached.readAt < maxAgeMs * 0.9) return cached.token;
+    const id = `${namespace}/${name}`;
+    this.#leaveTokens(key, id);
+    const cached = this.#tokens.get(id);
+    if (cached !== undefined && Date.now() - cached.readAt < maxAgeMs * 0.9) {
+      cached.users.add(key);
+      return cached.token;
+    }
     let secret: k8s.V1Secret;
     try {
       secret = await this.#o.kube.core.readNamespacedSecret({ name, namespace });
@@ -517,8 +528,15 @@ export class Operator {
     const token = encoded === undefined ? '' : Buffer.from(encoded, 'base64').toString('utf8').trim();
     if (token === '')
       throw new ReconcileError('TokenSecretMissing', `token Secret ${namespace}/${name} has no key "token"`);
-    this.#tokens.set(`${namespace}/${name}`, { token, readAt: Date.now() });
+    this.#tokens.set(id, { token, readAt: Date.now(), users: new Set([...(cached?.users ?? []), key]) });
     return token;
+  }
+
+  /** Takes `key` off every cached token but `keep`'s, dropping the tokens no PhaseSecret uses any more. */
+  #leaveTokens(key: string, keep?: string): void {
+    for (const [id, t] of this.#tokens) {
+      if (id !== keep && t.users.delete(key) && t.users.size === 0) this.#tokens.delete(id);
+    }
   }
 
   /** The shared session of a token and host; a PhaseSecret that changed token leaves its old one. */
@@ -800,15 +818,8 @@ export class Operator {
         void s.client.close();
       }
     }
-    // A token stays in memory only while a PhaseSecret names its Secret: a PhaseSecret created later reads it afresh.
-    const inUse = new Set<string>();
-    for (const other of this.#informer.list()) {
-      const otherKey = `${other.metadata?.namespace ?? ''}/${other.metadata?.name ?? ''}`;
-      if (otherKey === key || other.metadata?.deletionTimestamp) continue;
-      const parsed = parseSpec(other.spec, other.metadata?.namespace ?? '');
-      if (parsed.ok) inUse.add(`${parsed.spec.tokenSecret.namespace}/${parsed.spec.tokenSecret.name}`);
-    }
-    for (const secret of this.#tokens.keys()) if (!inUse.has(secret)) this.#tokens.delete(secret);
+    // A PhaseSecret created later reads the token Secret afresh.
+    this.#leaveTokens(key);
   }
 
   #describe(error: unknown): { reason: string; message: string; retry: 'interval' | 'backoff' | 'never' } {
