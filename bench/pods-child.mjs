@@ -7,6 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
 import { generateCertificate, startEmulator } from '@phasekit/emulator';
+import { waitUntil } from '../packages/agent/test/k8s/control-plane.mjs';
 import { sleep } from './lib/proc.mjs';
 import { summarize } from './lib/stats.mjs';
 
@@ -118,19 +119,8 @@ function pod(name, variant) {
   };
 }
 
-async function eventually(check, what, timeoutMs = 120_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
+/** The harness's poll-until-truthy, with this file's default of two minutes. */
+const eventually = (check, what, timeoutMs = 120_000) => waitUntil(check, what, timeoutMs);
 
 /** Creates the pod, waits for its app's first log line, deletes it; resolves created → app running, in ms. */
 async function startLatency(name, variant) {

@@ -7,20 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildImage } from '../packages/agent/scripts/build-image.mjs';
-import { down, exec, importImage, nodeState, up } from '../packages/agent/test/k8s/node.mjs';
+import { down, exec, useNode } from '../packages/agent/test/k8s/node.mjs';
 
 const CHILD = fileURLToPath(new URL('pods-child.mjs', import.meta.url));
 
 export async function podsItem({ log }) {
   log('item 8: pods on a real node (image build, node up)');
   const image = await buildImage();
-  const running = nodeState();
-  let state = running;
-  if (running) importImage(running, image.path);
-  else {
-    process.env.PHASEKIT_IMAGE = image.path;
-    state = await up();
-  }
+  const { state, started } = await useNode(image.path);
   const dir = mkdtempSync(join(tmpdir(), 'phasekit-bench-pods-'));
   try {
     const out = join(dir, 'result.json');
@@ -32,6 +26,6 @@ export async function podsItem({ log }) {
     return result;
   } finally {
     rmSync(dir, { recursive: true, force: true });
-    if (!running) await down();
+    if (started) await down();
   }
 }

@@ -188,15 +188,21 @@ function adminGet(dir, url) {
   });
 }
 
-async function waitUntil(check, what, timeoutMs) {
+/** Polls `check` every 100 ms until it returns a truthy value, which it resolves; fails naming `what` and the last error. */
+export async function waitUntil(check, what, timeoutMs) {
   const deadline = Date.now() + timeoutMs;
+  let last;
   for (;;) {
     try {
-      if (await check()) return;
-    } catch {
-      // not yet
+      const value = await check();
+      if (value) return value;
+    } catch (error) {
+      last = error;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last.message}` : ''}`,
+      );
     await new Promise((r) => setTimeout(r, 100));
   }
 }

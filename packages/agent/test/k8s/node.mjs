@@ -26,7 +26,16 @@ import {
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { alive, kubeconfig, startControlPlane, stopPids } from './control-plane.mjs';
+import { buildImage } from '../../scripts/build-image.mjs';
+import { writeOciArchive } from '../../scripts/oci.mjs';
+import {
+  alive,
+  ensureBinaries,
+  kubeconfig,
+  startControlPlane,
+  stopPids,
+  waitUntil,
+} from './control-plane.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const AGENT = resolve(HERE, '..', '..');
@@ -47,7 +56,7 @@ const run = (file, args, options = {}) =>
   execFileSync(file, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', ...options });
 
 /** Refuses, naming why, where the node cannot run. */
-function requireRootOnLinux() {
+export function requireRootOnLinux() {
   if (process.platform !== 'linux')
     throw new Error(`a real node needs Linux (kubelet, containerd, runc); this is ${process.platform}`);
   if (process.getuid?.() !== 0)
@@ -75,23 +84,6 @@ function ensurePackages() {
   if (install().status !== 0) {
     spawnSync('apt-get', ['update'], { env, stdio: 'inherit' });
     if (install().status !== 0) throw new Error(`apt-get could not install ${names.join(', ')}`);
-  }
-}
-
-async function waitUntil(check, what, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last.message}` : ''}`,
-      );
-    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
@@ -188,7 +180,6 @@ function daemon(dir, name, file, args, env = process.env) {
 
 /** The pause image for containerd's sandboxes, as an OCI archive built from testbin/pause. */
 async function pauseArchive(dir, bin) {
-  const { writeOciArchive } = await import('../../scripts/oci.mjs');
   const out = join(dir, 'pause.oci.tar');
   await writeOciArchive({
     out,
@@ -197,13 +188,6 @@ async function pauseArchive(dir, bin) {
     names: ['localhost/pause:phasekit'],
   });
   return { archive: out, name: 'localhost/pause:phasekit' };
-}
-
-/** The phasekit image archive: $PHASEKIT_IMAGE, or built now by scripts/build-image.mjs. */
-async function phasekitArchive() {
-  if (process.env.PHASEKIT_IMAGE) return process.env.PHASEKIT_IMAGE;
-  const { buildImage } = await import('../../scripts/build-image.mjs');
-  return (await buildImage()).path;
 }
 
 /** `up`, inside the namespace (re-executed there by `up`): starts everything and writes the state file. */
@@ -316,6 +300,19 @@ export function importImage(state, archive) {
   run('ctr', ['--address', state.containerdSocket, '--namespace', 'k8s.io', 'images', 'import', archive]);
 }
 
+/**
+ * The node with `image` in it: the one `pnpm k8s:up --node` left running (the image imported into it), or one
+ * started now. `started` says whether the caller should take it down.
+ */
+export async function useNode(image) {
+  const running = nodeState();
+  if (running) {
+    importImage(running, image);
+    return { state: running, started: false };
+  }
+  return { state: await up(image), started: true };
+}
+
 /** Whether the node of the state file is up (its namespace exists). */
 export function nodeState() {
   if (!existsSync(STATE)) return undefined;
@@ -323,16 +320,18 @@ export function nodeState() {
   return existsSync(`/run/netns/${state.netns}`) ? state : undefined;
 }
 
-/** Starts the node; resolves its state ({ kubeconfig, dir, bin, etcd, ... }). */
-export async function up() {
+/**
+ * Starts the node with the phasekit image `image` (an OCI archive; default: $PHASEKIT_IMAGE, else built now by
+ * scripts/build-image.mjs); resolves its state ({ kubeconfig, dir, bin, etcd, ... }).
+ */
+export async function up(image = process.env.PHASEKIT_IMAGE) {
   requireRootOnLinux();
   const running = nodeState();
   if (running) return running;
   if (existsSync(STATE)) await down();
   ensurePackages();
-  const { ensureBinaries } = await import('./control-plane.mjs');
   await ensureBinaries();
-  const image = await phasekitArchive();
+  image ??= (await buildImage()).path;
   const dir = join(homedir(), '.cache', 'phasekit', 'k8s-node');
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true, mode: 0o700 });

@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildImage } from '../../scripts/build-image.mjs';
-import { down, exec, importImage, nodeState, up } from '../k8s/node.mjs';
+import { down, exec, requireRootOnLinux, useNode } from '../k8s/node.mjs';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
 const vitest = join(
@@ -18,8 +18,10 @@ const vitest = join(
 const started = Date.now();
 mkdirSync(join(REPO, '.tmp'), { recursive: true });
 // Root and Linux are checked before the image is built, so a machine that cannot run the node says so at once.
-if (process.platform !== 'linux' || process.getuid?.() !== 0) {
-  process.stderr.write('pnpm test:e2e needs Linux and root (it starts a kubelet, containerd and runc)\n');
+try {
+  requireRootOnLinux();
+} catch (error) {
+  process.stderr.write(`pnpm test:e2e: ${error.message}\n`);
   process.exit(1);
 }
 const image = await buildImage();
@@ -27,15 +29,7 @@ process.stderr.write(`image: ${image.path} (${image.digest})\n`);
 // For image.e2e.ts: the archive the pods run, and its digest.
 process.env.PHASEKIT_IMAGE_ARCHIVE = image.path;
 process.env.PHASEKIT_IMAGE_DIGEST = image.digest;
-const running = nodeState();
-let state;
-if (running) {
-  importImage(running, image.path);
-  state = running;
-} else {
-  process.env.PHASEKIT_IMAGE = image.path;
-  state = await up();
-}
+const { state, started: ours } = await useNode(image.path);
 process.stderr.write(`node up after ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
 let code = 1;
 try {
@@ -54,7 +48,7 @@ try {
     state,
   );
 } finally {
-  if (!running) await down();
+  if (ours) await down();
 }
 process.stderr.write(`test:e2e took ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
 process.exitCode = code;

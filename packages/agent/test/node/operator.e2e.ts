@@ -24,6 +24,7 @@ import {
   phaseObjects,
   podExec,
   program,
+  runningPods,
   startPhase,
   testNamespace,
   type Phase,
@@ -132,10 +133,8 @@ async function started(
   namespace: string,
   app: string,
 ): Promise<{ envFrom: string; valueFrom: string; file: string }[]> {
-  const pods = await getJson<V1PodList>(['pods', '-n', namespace, '-l', `app=${app}`]);
-  const running = pods.items.filter((p) => p.status?.phase === 'Running' && !p.metadata?.deletionTimestamp);
   return Promise.all(
-    running.map(async (p) => {
+    (await runningPods(namespace, `app=${app}`)).map(async (p) => {
       const text = await kubectl(['logs', '-n', namespace, p.metadata!.name!]);
       return JSON.parse(text.split('\n').find((l) => l.startsWith('{'))!) as {
         envFrom: string;

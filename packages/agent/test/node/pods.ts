@@ -4,7 +4,6 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import {
   generateCertificate,
@@ -17,6 +16,7 @@ import {
 import type { V1Pod, V1PodList, V1PodSpec } from '@kubernetes/client-node';
 import { parseAllDocuments, stringify } from 'yaml';
 import { REPO_ROOT } from '../helpers/cli.js';
+import { eventually as clusterEventually } from '../k8s/cluster.js';
 
 const NODE_IP = process.env['PHASEKIT_NODE_IP'];
 if (NODE_IP === undefined || process.env['KUBECONFIG'] === undefined) {
@@ -51,29 +51,12 @@ export async function apply(namespace: string, objects: unknown[] | string): Pro
   await kubectl(['apply', '--namespace', namespace, '-f', '-'], text);
 }
 
-/** Polls `check` every 200 ms until it returns a truthy value; fails naming `what` after `timeoutMs`. */
-export async function eventually<T>(
-  check: () => Promise<T>,
+/** The Kubernetes suite's poll-until-truthy (cluster.ts), with a default of a minute: pods take longer. */
+export const eventually = <T>(
+  check: () => Promise<T | undefined | false>,
   what: string,
   timeoutMs = 60_000,
-): Promise<Exclude<T, undefined | null | false>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value as Exclude<T, undefined | null | false>;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`,
-      );
-    }
-    await sleep(200);
-  }
-}
+) => clusterEventually(check, what, timeoutMs);
 
 /** A fresh namespace for one test file; `drop()` deletes it and waits until it is gone. */
 export async function testNamespace(name: string): Promise<{ name: string; drop(): Promise<void> }> {
