@@ -189,9 +189,22 @@ describe('loadConfig: argv', () => {
     expect(error.message).not.toContain('stray-value');
   });
 
-  it('reports a flag without its value', () => {
-    const error = configError(() => load('export', ['--app', '--env', 'x']));
+  it('reports a flag without its value, and reads the option after it as an option', () => {
+    const error = configError(() => load('export', ['--app', '--env', 'x', '--path']));
     expect(error.message).toContain('--app: expected a value after --app');
+    expect(error.message).toContain('--path: expected a value after --path');
+    expect(error.message).not.toMatch(/argument \d/); // --env x was read as a flag, not as stray arguments
+    expect(load('export', ['--env', '-']).source.env).toBe('-'); // a lone - is a value
+  });
+
+  it('refuses short options once per argument, naming only a lone letter', () => {
+    expect(configError(() => load('export', ['-v'])).message).toContain(
+      '-v: unknown option (phasekit has no short options)',
+    );
+    const error = configError(() => load('export', [`-${TOKEN}`]));
+    expect(error.message).toContain('argument 1: unknown option (phasekit has no short options)');
+    expect(error.message).not.toContain(TOKEN);
+    expect(error.message.match(/argument 1/g)).toHaveLength(1);
   });
 
   it.each([['--token', TOKEN], [`--token=${TOKEN}`], ['--service-token', TOKEN]])(
