@@ -1,69 +1,16 @@
 // Corporate networks reach Phase through a proxy: every command honours HTTPS_PROXY / HTTP_PROXY and NO_PROXY
 // (undici's EnvHttpProxyAgent). A real proxy on loopback carries the built CLI's traffic to the emulator and
 // records what it was asked to reach; with NO_PROXY naming the host, it sees nothing.
-import { createServer, request, type Server } from 'node:http';
-import { connect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { readFile, writeFile } from 'node:fs/promises';
 import { startEmulator, type Emulator } from '@phasekit/emulator';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { killAll, runCli, spawnCli, waitFor } from './helpers/cli.js';
+import { startProxy, type Proxy } from './helpers/proxy.js';
 import { APP, CANARY, ENV, itLeaksNothing, startSeeded, tempDir, tokenNeedles } from './helpers/fixture.js';
 
-/**
- * A forward proxy: tunnels CONNECT (how HTTPS reaches Phase through it) and forwards absolute-form requests (how
- * plain HTTP does), recording each target host.
- */
-async function startProxy(): Promise<{ url: string; targets: string[]; close: () => Promise<void> }> {
-  const targets: string[] = [];
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((req, res) => {
-    const url = new URL(req.url ?? '');
-    targets.push(url.host);
-    const upstream = request(
-      url,
-      { method: req.method, headers: { ...req.headers, host: url.host } },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      },
-    );
-    upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
-  });
-  server.on('connect', (req, client: Socket, head: Buffer) => {
-    const target = req.url ?? '';
-    targets.push(target);
-    const [host, port] = target.split(':');
-    const upstream = connect(Number(port), host, () => {
-      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      if (head.length > 0) upstream.write(head);
-      upstream.pipe(client);
-      client.pipe(upstream);
-    });
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-      s.on('error', () => {
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    targets,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
-
 let emu: Emulator;
-let proxy: Awaited<ReturnType<typeof startProxy>>;
+let proxy: Proxy;
 let work: Awaited<ReturnType<typeof tempDir>>;
 let emulatorHost: string;
 const needles: string[] = [];

@@ -4,6 +4,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { killAll, recordText, spawnCli, runCli } from '../helpers/cli.js';
+import { startProxy } from '../helpers/proxy.js';
 import {
   CANARY,
   itLeaksNothing,
@@ -226,6 +227,57 @@ describe('phasekit operator, two replicas', () => {
     expect(metrics).toMatch(/phasekit_http_requests_total\{route="tokens",status="200"\}/);
     const { code } = await b.stop();
     expect(code).toBe(0);
+  }, 60_000);
+});
+
+describe('through a proxy named by HTTP(S)_PROXY', () => {
+  // Corporate clusters reach Phase through a proxy. The Kubernetes API is reached as the kubeconfig says
+  // (@kubernetes/client-node reads its proxy-url, not the environment), so in-cluster traffic stays direct.
+  it('k8s sync and the operator reach Phase through the proxy, and the Kubernetes API directly', async () => {
+    const proxy = await startProxy();
+    try {
+      const env = { HTTPS_PROXY: proxy.url, HTTP_PROXY: proxy.url };
+      const synced = await runCli(sync(['--secret', 'proxied-sync']), { ...opts(), env });
+      expect(synced.code, synced.stderr).toBe(0);
+      expect(decoded(await readSecret('proxied-sync'))['CANARY_SECRET']).toBe(CANARY);
+      const phaseHost = new URL(emu.url).host;
+      expect(proxy.targets.length).toBeGreaterThan(0);
+      expect(new Set(proxy.targets)).toEqual(new Set([phaseHost]));
+
+      proxy.targets.length = 0;
+      const operator = spawnCli(
+        ['operator', '--health-addr', '127.0.0.1:0', '--kubeconfig', cluster.plane.kubeconfig],
+        { token: null, env },
+      );
+      await cluster.kube.custom.createNamespacedCustomObject({
+        group: 'secrets.phase.dev',
+        version: 'v1alpha1',
+        plural: 'phasesecrets',
+        namespace: NS,
+        body: {
+          apiVersion: 'secrets.phase.dev/v1alpha1',
+          kind: 'PhaseSecret',
+          metadata: { name: 'proxied' },
+          spec: {
+            phaseApp: APP,
+            phaseAppEnv: ENV,
+            phaseHost: emu.url,
+            managedSecretReferences: [{ secretName: 'proxied-env' }],
+          },
+        },
+      });
+      const secret = await eventually(
+        async () => readSecret('proxied-env'),
+        'the Secret written by the operator',
+      );
+      expect(decoded(secret)['CANARY_SECRET']).toBe(CANARY);
+      expect(proxy.targets.length).toBeGreaterThan(0);
+      expect(new Set(proxy.targets)).toEqual(new Set([phaseHost]));
+      const { code } = await operator.stop();
+      expect(code).toBe(0);
+    } finally {
+      await proxy.close();
+    }
   }, 60_000);
 });
 
