@@ -144,6 +144,20 @@ async function onePod(namespace: string): Promise<string> {
   return name;
 }
 
+/** Makes the next change in Phase; asserts the app container reads it within the interval plus a second. */
+async function changeReachesApp(namespace: string, pod: string): Promise<number> {
+  const n = version + 1;
+  const changedAt = Date.now();
+  change(n);
+  const seen = await eventually(
+    async () => (await appLog(namespace, pod)).find((l) => l.seen === n),
+    `version ${n} in the app container`,
+    30_000,
+  );
+  expect(seen.at - changedAt).toBeLessThanOrEqual(INTERVAL_MS + 1_000);
+  return n;
+}
+
 /** Deleting the pod stops it well inside the 30 s grace period: the sidecar and the app exit on SIGTERM. */
 async function deleteQuickly(namespace: string, pod: string): Promise<number> {
   await kubectl(['scale', 'deployment/shop', '-n', namespace, '--replicas=0']);
@@ -181,15 +195,7 @@ describe('classic sidecar (deploy/kubernetes/sidecar.yaml)', () => {
   it('delivers a change to the app container within the interval plus a second, with exactly one SIGHUP', async () => {
     for (let i = 0; i < 3; i++) {
       const before = (await appLog(ns.name, pod)).filter((l) => l.hup !== undefined).length;
-      const n = version + 1;
-      const changedAt = Date.now();
-      change(n);
-      const seen = await eventually(
-        async () => (await appLog(ns.name, pod)).find((l) => l.seen === n),
-        `version ${n} in the app container`,
-        30_000,
-      );
-      expect(seen.at - changedAt).toBeLessThanOrEqual(INTERVAL_MS + 1_000);
+      const n = await changeReachesApp(ns.name, pod);
       await sleep(INTERVAL_MS * 3);
       const hups = (await appLog(ns.name, pod)).filter((l) => l.hup !== undefined);
       expect(hups.length - before).toBe(1);
@@ -255,15 +261,7 @@ describe('native sidecar (deploy/kubernetes/native-sidecar.yaml)', () => {
   });
 
   it('delivers a change to the app container within the interval plus a second', async () => {
-    const n = version + 1;
-    const changedAt = Date.now();
-    change(n);
-    const seen = await eventually(
-      async () => (await appLog(ns.name, pod)).find((l) => l.seen === n),
-      `version ${n} in the app container`,
-      30_000,
-    );
-    expect(seen.at - changedAt).toBeLessThanOrEqual(INTERVAL_MS + 1_000);
+    await changeReachesApp(ns.name, pod);
   });
 
   it('stops well inside the grace period when the pod is deleted', async () => {
