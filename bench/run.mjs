@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { generateCertificate } from '@phasekit/emulator';
 import { entrypointFlags, stageImage } from '../packages/agent/scripts/stage-image.mjs';
 import { startEmulatorProcess } from './lib/emulator.mjs';
@@ -75,6 +76,14 @@ const POLL_WARMUP = 50;
 const POLL_AGE = 3000;
 /** Item 3, the CLI sidecar: seconds of no-change polls at 200 ms, after 10 s of warm-up. */
 const SIDECAR_POLL_S = 30;
+
+/** Item 5's reference rows: idle node processes that loaded only an HTTP client and made one request. */
+const CLIENT_ONLY = {
+  undici: "idle node + one request through undici's entry point",
+  https: 'idle node + one request through node:https',
+};
+/** The undici the SDK resolves. */
+const UNDICI = createRequire(join(ROOT, 'packages', 'sdk', 'package.json')).resolve('undici');
 
 const log = (...args) => process.stderr.write(`[bench] ${args.join(' ')}\n`);
 const started = Date.now();
@@ -419,8 +428,26 @@ async function soak() {
         env: tokenEnv,
       },
     ),
+    // What the HTTP client alone costs, to read the sidecar rows against: an idle node (the ENTRYPOINT's flags) that
+    // made one HTTPS request to the emulator through undici's public entry point, as the SDK does, and one that made
+    // it through node:https.
+    [CLIENT_ONLY.undici]: startNode([
+      ...ENTRYPOINT_FLAGS,
+      '-e',
+      `const u = require(${JSON.stringify(UNDICI)}); globalThis.agent = new u.EnvHttpProxyAgent();
+       u.request(${JSON.stringify(emu.url)}, { dispatcher: globalThis.agent }).then((r) => r.body.dump(), () => {});
+       setInterval(() => {}, 1000);`,
+    ]),
+    [CLIENT_ONLY.https]: startNode([
+      ...ENTRYPOINT_FLAGS,
+      '-e',
+      `require('node:https').get(${JSON.stringify(emu.url)}, (r) => r.resume()).on('error', () => {});
+       setInterval(() => {}, 1000);`,
+    ]),
   };
-  const sidecars = Object.entries(contenders).filter(([n]) => n !== 'idle');
+  const sidecars = Object.entries(contenders).filter(
+    ([n]) => n !== 'idle' && !Object.values(CLIENT_ONLY).includes(n),
+  );
   try {
     await Promise.all(sidecars.map(([, p]) => p.waitLine((l) => l.msg === 'ready', 60_000)));
     const health = contenders.sidecar.lines.find((l) => l.msg === 'health server listening')?.url;

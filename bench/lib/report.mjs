@@ -409,6 +409,9 @@ export function renderDoc(r) {
       'change adds 2-3 MB for a few seconds. The image caps the young generation at 1 MB semi-spaces',
       '(`--max-semi-space-size=1` in its ENTRYPOINT): the "Node\'s default V8 settings" row is the same bundle without',
       'that flag. The WASM row forces libsodium-wrappers (the backend of a bundle without sodium-native beside it).',
+      'The two "idle node + one request" rows load nothing but an HTTP client and make one HTTPS request to the emulator:',
+      "undici's public entry point (what the SDK loads; it uses no internal files of undici) brings HTTP/2, zlib, web",
+      'streams, worker_threads and more with it, so compare the sidecar with that row to see what phasekit itself adds.',
       '',
     );
   }
