@@ -1,6 +1,6 @@
 // `phasekit k8s sync`: one Phase environment into one managed Secret, once or kept current (--watch).
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { PhaseClientOptions, Secret } from '@phasekit/sdk';
+import type { PhaseClientOptions, Secret, SecretsWatch } from '@phasekit/sdk';
 import { clientFor } from '../commands.js';
 import type { K8sSyncConfig } from '../config/index.js';
 import { AgentError, AgentErrorCode } from '../errors.js';
@@ -66,16 +66,25 @@ export async function runK8sSync(config: K8sSyncConfig, deps: K8sSyncDeps): Prom
     return result;
   };
 
+  let watch: SecretsWatch | undefined;
   try {
-    const deadline = AbortSignal.any([deps.signal, AbortSignal.timeout(config.timeoutMs)]);
-    await write(await client.getSecrets(config.source, { signal: deadline }));
-    if (!config.watch) return;
+    if (!config.watch) {
+      const deadline = AbortSignal.any([deps.signal, AbortSignal.timeout(config.timeoutMs)]);
+      await write(await client.getSecrets(config.source, { signal: deadline }));
+      return;
+    }
 
-    const watch = client.watch(config.source, { intervalMs: config.intervalMs, signal: deps.signal });
+    watch = client.watch(config.source, { intervalMs: config.intervalMs, signal: deps.signal });
+    // The watch's first snapshot is the first sync (one read at start, not a read and then the watch's own); an
+    // error before it ends the command, as a sync without --watch would.
+    const first = await firstSnapshot(watch);
+    if (first === undefined)
+      throw new AgentError(AgentErrorCode.STOPPED, 'stopped before the secrets were read');
+    await write(first);
     watch.on('error', (e) => log.warn({ code: e.code }, `${e.message}; the Secret is left as it is`));
     let writing = Promise.resolve();
     const sync = (why: string) => {
-      const secrets = watch.current;
+      const secrets = watch?.current;
       if (secrets === undefined) return;
       writing = writing.then(() =>
         write(secrets).then(
@@ -100,6 +109,16 @@ export async function runK8sSync(config: K8sSyncConfig, deps: K8sSyncDeps): Prom
     }
     await writing;
   } finally {
+    await watch?.close();
     await client.close();
   }
+}
+
+/** The watch's first secrets, or undefined when it stopped first; rejects with an error that came before them. */
+async function firstSnapshot(watch: SecretsWatch): Promise<readonly Secret[] | undefined> {
+  const first = await Promise.race([
+    watch[Symbol.asyncIterator]().next(),
+    new Promise<never>((_, reject) => watch.once('error', (e) => (watch.current ? undefined : reject(e)))),
+  ]);
+  return first.done === true ? undefined : first.value.secrets;
 }

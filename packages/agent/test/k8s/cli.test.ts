@@ -127,8 +127,13 @@ describe('phasekit k8s sync', () => {
   });
 
   it('--watch keeps the Secret current and repairs a deleted one, and stops on SIGTERM', async () => {
+    const reads = () => emu.requests().filter((r) => r.route === 'secrets').length;
+    const readsBefore = reads();
     const proc = spawnCli(sync(['--secret', 'watched', '--watch', '--interval', '500ms']), opts());
     await eventually(async () => readSecret('watched'), 'the first write');
+    // One read of the secrets at start (the watch's first), and none while nothing changes: polls only probe.
+    await sleep(1_500);
+    expect(reads() - readsBefore).toBe(1);
     setMarker(emu, 'M2');
     await eventually(
       async () => decoded(await readSecret('watched'))['K00'] === 'value-0:M2',
