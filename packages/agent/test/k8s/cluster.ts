@@ -1,8 +1,10 @@
 // A real control plane for one test file (control-plane.mjs: etcd, kube-apiserver with RBAC, and
 // kube-controller-manager), the admin API clients, and helpers to create what the tests need. No fake API server.
+import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import type { V1Secret } from '@kubernetes/client-node';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll } from 'vitest';
@@ -11,6 +13,24 @@ import { REPO_ROOT } from '../helpers/cli.js';
 import { startControlPlane, type ControlPlane } from './control-plane.mjs';
 
 export const CRD_FILE = join(REPO_ROOT, 'deploy', 'crds', 'phasesecrets.secrets.phase.dev.yaml');
+/** deploy/'s Helm chart for the operator. */
+export const CHART = join(REPO_ROOT, 'deploy', 'helm', 'phasekit-operator');
+
+/** A helm that keeps its cache, config and data under `home` (never the user's); each call resolves with stdout. */
+export function helmIn(home: string, binary = 'helm'): (args: string[]) => Promise<string> {
+  return async (args) => {
+    const { stdout } = await promisify(execFile)(binary, args, {
+      env: {
+        ...process.env,
+        HELM_CACHE_HOME: join(home, 'cache'),
+        HELM_CONFIG_HOME: join(home, 'config'),
+        HELM_DATA_HOME: join(home, 'data'),
+      },
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    return stdout;
+  };
+}
 
 export interface Cluster {
   readonly plane: ControlPlane;

@@ -2,34 +2,19 @@
 // chart; every rendered object and every example manifest is accepted by the API server (dry-run=server); and the
 // chart's ServiceAccount can do what the operator needs and nothing more, cluster-wide and namespaced (issue 11,
 // deploy/ and acceptance 6).
-import { execFile } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, killAll, spawnCli } from '../helpers/cli.js';
 import { APP, CANARY, ENV, startSeeded } from '../helpers/fixture.js';
-import { CRD_FILE, eventually, kubeconfigWithToken, useCluster } from './cluster.js';
+import { CHART, CRD_FILE, eventually, helmIn, kubeconfigWithToken, useCluster } from './cluster.js';
 import { ensureBinaries } from './control-plane.mjs';
 
-const CHART = join(REPO_ROOT, 'deploy', 'helm', 'phasekit-operator');
 const EXAMPLES = join(REPO_ROOT, 'deploy', 'kubernetes');
 const cluster = useCluster();
-let helm: string;
-
-async function runHelm(args: string[]): Promise<string> {
-  const { stdout } = await promisify(execFile)(helm, args, {
-    env: {
-      ...process.env,
-      HELM_CACHE_HOME: join(cluster.plane.dir, 'helm-cache'),
-      HELM_CONFIG_HOME: join(cluster.plane.dir, 'helm-config'),
-    },
-    maxBuffer: 16 * 1024 * 1024,
-  });
-  return stdout;
-}
+let runHelm: (args: string[]) => Promise<string>;
 
 const docs = (text: string) =>
   parseAllDocuments(text)
@@ -103,7 +88,7 @@ async function can(
 }
 
 beforeAll(async () => {
-  helm = (await ensureBinaries())['helm']!;
+  runHelm = helmIn(join(cluster.plane.dir, 'helm'), (await ensureBinaries())['helm']);
   for (const ns of ['phasekit-system', 'team-a', 'team-b', 'apps']) await cluster.namespace(ns);
 });
 

@@ -2,15 +2,12 @@
 // and least-privilege RBAC: a change in Phase reaches new pods of a Deployment (envFrom, env.valueFrom and a Secret
 // volume), a StatefulSet and a DaemonSet through exactly one rollout each. The chart in namespaced mode cannot read a
 // Secret outside its namespace, from inside its own pod.
-import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import type { V1PodList } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../helpers/cli.js';
 import {
   apply,
   eventually,
@@ -29,23 +26,10 @@ import {
   testNamespace,
   type Phase,
 } from './pods.js';
+import { CHART, helmIn } from '../k8s/cluster.js';
 
-const CHART = join(REPO_ROOT, 'deploy', 'helm', 'phasekit-operator');
-const helmHome = mkdtempSync(join(tmpdir(), 'phasekit-helm-'));
+const helm = helmIn(mkdtempSync(join(tmpdir(), 'phasekit-helm-')));
 const CANARY = 'operator-canary-value';
-
-async function helm(args: string[]): Promise<string> {
-  const { stdout } = await promisify(execFile)('helm', args, {
-    env: {
-      ...process.env,
-      HELM_CACHE_HOME: join(helmHome, 'cache'),
-      HELM_CONFIG_HOME: join(helmHome, 'config'),
-      HELM_DATA_HOME: join(helmHome, 'data'),
-    },
-    maxBuffer: 16 * 1024 * 1024,
-  });
-  return stdout;
-}
 
 /** Installs the chart as `release` in `namespace`, with this node's image and Phase's CA (extraEnv/extraVolumes). */
 async function install(release: string, namespace: string, phase: Phase, set: string[] = []): Promise<void> {
