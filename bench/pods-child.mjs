@@ -1,5 +1,5 @@
 // Item 8, inside the test node's network namespace (bench/pods.mjs starts it there): pod start latency with and
-// without the phasekit init container and with a native sidecar, the sidecar's memory as the kubelet reports it
+// without the phasekit init container (and with one that does nothing) and with a native sidecar, the sidecar's memory as the kubelet reports it
 // (its summary API: the container's cgroup), idle and after 1,000 changes. Writes one JSON object to argv[2].
 //
 // Timing: each pod's app container logs Date.now() as its first act; latency = that minus the moment just before the
@@ -64,7 +64,10 @@ const agentMounts = [
 ];
 const APP = `console.log(Date.now()); process.on('SIGTERM', () => process.exit(0)); setInterval(() => {}, 1 << 30);`;
 
-/** A pod: the app alone, after a phasekit init container, or after a native sidecar with its startup probe. */
+/**
+ * A pod: the app alone, after an init container that does nothing, after a phasekit init container, or after a
+ * native sidecar with its startup probe.
+ */
 function pod(name, variant) {
   const app = {
     name: 'app',
@@ -75,7 +78,16 @@ function pod(name, variant) {
     securityContext: hardened,
   };
   const initContainers = [];
-  if (variant === 'init') {
+  if (variant === 'noop') {
+    // Any init container's cost: a container of the same image that starts node and exits.
+    initContainers.push({
+      name: 'noop',
+      image: IMAGE,
+      imagePullPolicy: 'Never',
+      command: [NODE, '-e', '0'],
+      securityContext: hardened,
+    });
+  } else if (variant === 'init') {
     initContainers.push({
       name: 'phasekit',
       image: IMAGE,
@@ -125,6 +137,9 @@ const eventually = (check, what, timeoutMs = 120_000) => waitUntil(check, what, 
 /** Creates the pod, waits for its app's first log line, deletes it; resolves created → app running, in ms. */
 async function startLatency(name, variant) {
   const body = pod(name, variant);
+  // The kubelet sees an init container's exit at its next relist (every second); a random pause puts each create
+  // at a random point of that second, instead of one set by when the previous pod's deletion was seen.
+  await sleep(Math.random() * 1_000);
   const t0 = Date.now();
   await core.createNamespacedPod({ namespace: NS, body });
   const first = await eventually(async () => {
@@ -175,10 +190,11 @@ try {
   });
 
   // Warm-up: one of each, not counted (first container start of the image, first CNI set-up).
-  for (const variant of ['plain', 'init', 'native']) await startLatency(`warm-${variant}`, variant);
-  const samples = { plain: [], init: [], native: [] };
+  const variants = ['plain', 'noop', 'init', 'native'];
+  for (const variant of variants) await startLatency(`warm-${variant}`, variant);
+  const samples = Object.fromEntries(variants.map((v) => [v, []]));
   for (let i = 0; i < ROUNDS; i++) {
-    for (const variant of i % 2 === 0 ? ['plain', 'init', 'native'] : ['native', 'init', 'plain']) {
+    for (const variant of i % 2 === 0 ? variants : variants.toReversed()) {
       samples[variant].push(await startLatency(`${variant}-${i}`, variant));
     }
   }
