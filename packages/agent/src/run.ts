@@ -3,11 +3,11 @@ import type { EnvSource } from '@phasekit/sdk';
 import { once } from 'node:events';
 import { constants as osConstants } from 'node:os';
 import type { Logger } from './logger.js';
-import type { PhaseClientOptions, Secret, WatchSnapshot } from '@phasekit/sdk';
+import type { PhaseClientOptions, Secret } from '@phasekit/sdk';
 import { type RunConfig } from './config/index.js';
 import { AgentError, AgentErrorCode } from './errors.js';
 import { clientFor } from './commands.js';
-import { guardReason, toEntries } from './sync.js';
+import { firstSecrets, guardReason, toEntries } from './sync.js';
 
 /** Signals relayed to the child. SIGKILL and SIGSTOP cannot be caught, so they never reach us. */
 export const RELAYED_SIGNALS: readonly NodeJS.Signals[] = [
@@ -163,14 +163,7 @@ export async function runCommand(config: RunConfig, deps: RunDeps, signal: Abort
         signal: AbortSignal.any([signal, stopWatch.signal, stopping.signal]),
       });
       watch.on('error', (e) => log.warn({ code: e.code }, e.message));
-      const first: IteratorResult<WatchSnapshot, undefined> = await Promise.race([
-        watch[Symbol.asyncIterator]().next(),
-        new Promise<never>((_, reject) =>
-          watch.once('error', (e) => (watch.current ? undefined : reject(e))),
-        ),
-      ]);
-      if (first.done) throw new AgentError(AgentErrorCode.STOPPED, 'stopped before the secrets were read');
-      start(first.value.secrets);
+      start(await firstSecrets(watch));
       watch.on('change', (changes) => {
         const current = child;
         const secrets = watch.current;

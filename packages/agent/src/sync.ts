@@ -1,8 +1,28 @@
-import { isPhaseError, type PhaseClient, type Secret, type SecretEntry } from '@phasekit/sdk';
+import {
+  isPhaseError,
+  type PhaseClient,
+  type Secret,
+  type SecretEntry,
+  type SecretsWatch,
+} from '@phasekit/sdk';
 import { type OutputConfig } from './config/index.js';
 import { AgentError, AgentErrorCode } from './errors.js';
 import type { Logger } from './logger.js';
 import { createSnapshotWriter, type SnapshotWriter, type WriteResult } from './snapshot/writer.js';
+
+/**
+ * A watch's first secrets, for commands whose first read must succeed: rejects with the first error that comes
+ * before them (the watch itself would retry a transient one), and with STOPPED when the watch ends first.
+ */
+export async function firstSecrets(watch: SecretsWatch): Promise<readonly Secret[]> {
+  const first = await Promise.race([
+    watch[Symbol.asyncIterator]().next(),
+    new Promise<never>((_, reject) => watch.once('error', (e) => (watch.current ? undefined : reject(e)))),
+  ]);
+  if (first.done === true)
+    throw new AgentError(AgentErrorCode.STOPPED, 'stopped before the secrets were read');
+  return first.value.secrets;
+}
 
 /** The guard against wiping an app's configuration by accident (product.md, failure rules). */
 export interface GuardOptions {

@@ -5,7 +5,7 @@ import { clientFor } from '../commands.js';
 import type { K8sSyncConfig } from '../config/index.js';
 import { AgentError, AgentErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { guardReason, toEntries } from '../sync.js';
+import { firstSecrets, guardReason, toEntries } from '../sync.js';
 import { connect, type Kube } from './kube.js';
 import { applySecret, loadHmacKey, type ApplyResult } from './managed-secret.js';
 import { buildSecretData } from './transform.js';
@@ -77,10 +77,7 @@ export async function runK8sSync(config: K8sSyncConfig, deps: K8sSyncDeps): Prom
     watch = client.watch(config.source, { intervalMs: config.intervalMs, signal: deps.signal });
     // The watch's first snapshot is the first sync (one read at start, not a read and then the watch's own); an
     // error before it ends the command, as a sync without --watch would.
-    const first = await firstSnapshot(watch);
-    if (first === undefined)
-      throw new AgentError(AgentErrorCode.STOPPED, 'stopped before the secrets were read');
-    await write(first);
+    await write(await firstSecrets(watch));
     watch.on('error', (e) => log.warn({ code: e.code }, `${e.message}; the Secret is left as it is`));
     let writing = Promise.resolve();
     const sync = (why: string) => {
@@ -112,13 +109,4 @@ export async function runK8sSync(config: K8sSyncConfig, deps: K8sSyncDeps): Prom
     await watch?.close();
     await client.close();
   }
-}
-
-/** The watch's first secrets, or undefined when it stopped first; rejects with an error that came before them. */
-async function firstSnapshot(watch: SecretsWatch): Promise<readonly Secret[] | undefined> {
-  const first = await Promise.race([
-    watch[Symbol.asyncIterator]().next(),
-    new Promise<never>((_, reject) => watch.once('error', (e) => (watch.current ? undefined : reject(e)))),
-  ]);
-  return first.done === true ? undefined : first.value.secrets;
 }
