@@ -82,6 +82,18 @@ function encode(data: Readonly<Record<string, Buffer>>): Record<string, string> 
   return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, v.toString('base64')]));
 }
 
+/**
+ * True when `secret` is managed and holds the type and data whose HMAC is `hmac`, with that HMAC in its annotation:
+ * as {@link applySecret} leaves it.
+ */
+export function holdsData(secret: V1Secret, hmac: string, key: Buffer): boolean {
+  if (!isManaged(secret) || secret.metadata?.annotations?.[DATA_HMAC_ANNOTATION] !== hmac) return false;
+  const data = Object.fromEntries(
+    Object.entries(secret.data ?? {}).map(([name, encoded]) => [name, Buffer.from(encoded, 'base64')]),
+  );
+  return dataHmac(key, secret.type ?? 'Opaque', data) === hmac;
+}
+
 /** True when the Secret carries phasekit's managed-by label. */
 export function isManaged(secret: V1Secret): boolean {
   return secret.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY;

@@ -11,7 +11,7 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { toEntries } from '../sync.js';
 import { kubeError, statusOf, type Kube } from './kube.js';
-import { MANAGED_BY, MANAGED_BY_LABEL, applySecret } from './managed-secret.js';
+import { MANAGED_BY, MANAGED_BY_LABEL, applySecret, dataHmac, holdsData } from './managed-secret.js';
 import {
   DEFAULT_INTERVAL_S,
   DELETION_POLICY_ANNOTATION,
@@ -114,8 +114,8 @@ export class Operator {
   readonly #queue = new WorkQueue();
   readonly #states = new Map<string, State>();
   readonly #sessions = new Map<string, TokenSession>();
-  /** Managed Secret (`namespace/name`) → the PhaseSecret key that writes it. */
-  readonly #owners = new Map<string, string>();
+  /** Managed Secret (`namespace/name`) → the PhaseSecret key that writes it, and the data HMAC it is to hold. */
+  readonly #owners = new Map<string, { owner: string; hmac: string }>();
   /** PhaseSecrets whose Secrets must be checked even when Phase and the spec did not change. */
   readonly #drift = new Set<string>();
   readonly #failures = new Map<string, number>();
@@ -173,14 +173,16 @@ export class Operator {
     this.#informer.on('add', enqueue);
     this.#informer.on('update', enqueue);
     this.#informer.on('delete', enqueue);
-    const onSecret = (s: k8s.V1Secret) => {
-      const owner = this.#owners.get(keyOf(s));
-      if (owner === undefined) return;
-      this.#drift.add(owner);
-      this.#queue.add(owner);
+    const onSecret = (s: k8s.V1Secret, deleted: boolean) => {
+      const known = this.#owners.get(keyOf(s));
+      if (known === undefined) return;
+      // The informer's echo of our own write is not drift: the Secret holds what it is meant to.
+      if (!deleted && holdsData(s, known.hmac, this.#o.hmacKey)) return;
+      this.#drift.add(known.owner);
+      this.#queue.add(known.owner);
     };
-    this.#secretInformer.on('update', onSecret);
-    this.#secretInformer.on('delete', onSecret);
+    this.#secretInformer.on('update', (s) => onSecret(s, false));
+    this.#secretInformer.on('delete', (s) => onSecret(s, true));
     this.#restartOnError(this.#informer, 'PhaseSecrets', signal);
     this.#restartOnError(this.#secretInformer, 'managed Secrets', signal);
 
@@ -349,6 +351,7 @@ export class Operator {
       state.synced && state.generation === generation && state.updatedAt === env.value.updatedAt && !drift;
     if (unchanged) return false;
 
+    this.#log.debug({ key, drift }, 'fetching the secrets');
     const deadline = AbortSignal.timeout(this.#o.timeoutMs ?? 60_000);
     // The tag filter is applied here, after references resolved against the whole folder, with Phase's operator's
     // partial match (the SDK's `tags` option matches names exactly).
@@ -397,7 +400,8 @@ export class Operator {
             'key collision',
           );
         }
-        this.#owners.set(where, key);
+        // Before the write, whose echo from the informer may come before its answer.
+        this.#owners.set(where, { owner: key, hmac: dataHmac(this.#o.hmacKey, ref.secretType, data) });
         const result = await applySecret(
           this.#o.kube.core,
           {
@@ -811,7 +815,7 @@ export class Operator {
     this.#failures.delete(key);
     this.#drift.delete(key);
     this.#queue.forget(key);
-    for (const [secret, owner] of this.#owners) if (owner === key) this.#owners.delete(secret);
+    for (const [secret, known] of this.#owners) if (known.owner === key) this.#owners.delete(secret);
     for (const [id, s] of this.#sessions) {
       if (s.users.delete(key) && s.users.size === 0) {
         this.#sessions.delete(id);
